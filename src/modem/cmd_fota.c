@@ -1,0 +1,232 @@
+/* cmd_fota.c - the AT+QFOTADL family (app note 2.2.3) and
+ * AT+QCFGEXT="fota_apn" (2.2.4). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "modem_int.h"
+
+#define CHAN(ud) ((struct modem_chan *)(ud))
+#define URL_MAX 700 /* <HTTP_URL>/<CoAP_URL>: "The maximum length is 700 bytes" */
+#define COM_TIMEOUT_DEFAULT_S 5
+
+uint16_t modem_xor16(uint16_t acc, uint64_t offset, const uint8_t *buf, size_t len)
+{
+    /* big-endian 16-bit words; a byte at an even offset is a high byte, so
+     * an odd last byte counts as the high byte with a zero low byte */
+    for (size_t i = 0; i < len; i++)
+        acc ^= (uint16_t)((offset + i) % 2 == 0 ? buf[i] << 8 : buf[i]);
+    return acc;
+}
+
+/* ---- AT+QFOTADL="COM:",<file_size>[,<timeout>] (2.2.3.3) -------------- */
+
+static void upload_end(struct modem_upload *u, bool complete)
+{
+    struct modem_chan *c = u->chan;
+    struct modem *m = c->m;
+    dclock_timer_stop(&u->idle);
+    int r = store_slot_finish(u->slot);
+    u->slot = NULL;
+    u->active = false;
+    if (r) {
+        modem_log(m, 0, "package upload: cannot keep the slot: %s", strerror(-r));
+        at_engine_finish(c->at, FOTA_UNKNOWN);
+        return;
+    }
+    at_engine_reply(c->at, "+QFOTADL: %llu,%x", (unsigned long long)u->got, u->sum);
+    at_engine_finish(c->at, AT_OK);
+    /* only a whole package starts the update; a cut one waits in the slot */
+    if (complete)
+        fota_package_ready(m->fota);
+}
+
+static void upload_data(void *ud, const uint8_t *buf, size_t len)
+{
+    struct modem_upload *u = ud;
+    if (!u->active)
+        return;
+    int r = store_slot_write(u->slot, buf, len);
+    if (r) {
+        modem_log(u->chan->m, 0, "package upload: slot write failed: %s", strerror(-r));
+        at_engine_leave_data(u->chan->at);
+        upload_end(u, false);
+        return;
+    }
+    u->sum = modem_xor16(u->sum, u->got, buf, len);
+    u->got += len;
+    if (u->got >= u->want) {
+        at_engine_leave_data(u->chan->at);
+        upload_end(u, true);
+        return;
+    }
+    dclock_timer_start(&u->idle, u->timeout_ms);
+}
+
+static size_t upload_remaining(void *ud)
+{
+    struct modem_upload *u = ud;
+    return (size_t)(u->want - u->got);
+}
+
+static void upload_escape(void *ud)
+{
+    upload_end(ud, false);
+}
+
+static void upload_idle(struct dclock_timer *t)
+{
+    struct modem_upload *u = t->data;
+    at_engine_leave_data(u->chan->at);
+    upload_end(u, false);
+}
+
+static const struct at_data_ops upload_ops = {upload_data, upload_remaining, upload_escape};
+
+static int com_upload(struct at_engine *e, struct modem_chan *c, const struct at_args *a)
+{
+    struct modem *m = c->m;
+    int64_t size, timeout = COM_TIMEOUT_DEFAULT_S;
+    uint64_t cap = (uint64_t)m->model->slot_kb * 1024;
+    if (at_args_int(a, 1, &size) != 0 || size <= 0 || (uint64_t)size > cap)
+        return FOTA_CME_PARAM;
+    if (at_args_present(a, 2) &&
+        (at_args_int(a, 2, &timeout) != 0 || timeout <= 0 || timeout > 3600))
+        return FOTA_CME_PARAM;
+    struct modem_upload *u = &c->upload;
+    int r = store_slot_begin(m->store, cap, &u->slot);
+    if (r) {
+        modem_log(m, 0, "package upload: cannot open the slot: %s", strerror(-r));
+        return FOTA_UNKNOWN;
+    }
+    u->chan = c;
+    u->want = (uint64_t)size;
+    u->got = 0;
+    u->sum = 0;
+    u->timeout_ms = (uint32_t)timeout * 1000;
+    u->active = true;
+    dclock_timer_init(m->clk, &u->idle, upload_idle, u);
+    dclock_timer_start(&u->idle, u->timeout_ms);
+    at_engine_enter_data(e, &upload_ops, u);
+    return AT_CONNECT;
+}
+
+void modem_upload_abort(struct modem_chan *c)
+{
+    struct modem_upload *u = &c->upload;
+    if (!u->active)
+        return;
+    dclock_timer_stop(&u->idle);
+    store_slot_finish(u->slot); /* what arrived stays, as after a power cut */
+    u->slot = NULL;
+    u->active = false;
+}
+
+/* ---- AT+QFOTADL ---------------------------------------------------- */
+
+static bool url_scheme_ok(const char *url)
+{
+    static const char *const schemes[] = {"http://", "https://", "coap://", "coaps://"};
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+        if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
+            return url[strlen(schemes[i])] != '\0';
+    return false;
+}
+
+static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
+{
+    struct modem_chan *c = CHAN(ud);
+    struct modem *m = c->m;
+    if (form == AT_FORM_TEST)
+        return AT_OK;
+    if (fota_busy(m->fota))
+        return FOTA_CME_BUSY;
+    const char *url;
+    if (at_args_str(a, 0, &url) == 0) {
+        if (strcasecmp(url, "COM:") == 0)
+            return com_upload(e, c, a);
+        if (at_args_count(a) != 1 || strlen(url) > URL_MAX || !url_scheme_ok(url))
+            return FOTA_CME_PARAM;
+        /* HTTP(S) and CoAP(S) downloads come with the transport layer */
+        modem_log(m, 0, "AT+QFOTADL=<URL>: downloads are not built yet");
+        return AT_CME_NOT_SUPPORTED;
+    }
+    int64_t op, arg = 0;
+    if (at_args_int(a, 0, &op) != 0)
+        return FOTA_CME_PARAM;
+    bool has_arg = at_args_present(a, 1);
+    if (at_args_count(a) > 2 || (has_arg && at_args_int(a, 1, &arg) != 0))
+        return FOTA_CME_PARAM;
+    switch (op) {
+    case 1: /* start the update from the slot */
+        if (has_arg)
+            return FOTA_CME_PARAM;
+        return fota_start_update(m->fota) ? FOTA_CME_BUSY : AT_OK;
+    case 3: /* trigger mode */
+        if (!has_arg) {
+            at_engine_reply(e, "+QFOTADL: 3,%d", fota_trigger_mode(m->fota));
+            return AT_OK;
+        }
+        if (arg != 0 && arg != 1)
+            return FOTA_CME_PARAM;
+        fota_set_trigger_mode(m->fota, (int)arg);
+        return AT_OK;
+    case 4: /* size of the package in the slot */
+        if (has_arg)
+            return FOTA_CME_PARAM;
+        at_engine_reply(e, "+QFOTADL: 4,%llu", (unsigned long long)store_slot_size(m->store));
+        return AT_OK;
+    case 5: /* delete it */
+        if (has_arg)
+            return FOTA_CME_PARAM;
+        return store_slot_delete(m->store) == 0 ? AT_OK : FOTA_UNKNOWN;
+    default: /* 2 is reserved */
+        return FOTA_CME_PARAM;
+    }
+}
+
+/* ---- AT+QCFGEXT="fota_apn"[,<iptype>,<apn>[,<username>,<password>]] ---- */
+
+static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
+{
+    struct modem *m = CHAN(ud)->m;
+    const char *name;
+    if (form == AT_FORM_TEST) {
+        at_engine_reply(e, "+QCFGEXT: \"fota_apn\",(0-2),<apn>,<username>,<password>");
+        return AT_OK;
+    }
+    if (at_args_str(a, 0, &name) != 0 || strcasecmp(name, "fota_apn") != 0)
+        return AT_ERROR;
+    unsigned n = at_args_count(a);
+    if (n == 1) {
+        char v[STORE_VAL_MAX];
+        if (store_get(m->store, "fota_apn", v, sizeof(v)) != 0)
+            snprintf(v, sizeof(v), "0,\"\"");
+        at_engine_reply(e, "+QCFGEXT: \"fota_apn\",%s", v);
+        return AT_OK;
+    }
+    int64_t iptype;
+    const char *apn, *user = NULL, *pass = NULL;
+    if (n != 3 && n != 5)
+        return AT_ERROR;
+    if (at_args_int(a, 1, &iptype) != 0 || iptype < 0 || iptype > 2)
+        return AT_ERROR;
+    if (at_args_str(a, 2, &apn) != 0 || strlen(apn) > 99)
+        return AT_ERROR;
+    if (n == 5 && (at_args_str(a, 3, &user) != 0 || at_args_str(a, 4, &pass) != 0 ||
+                   strlen(user) > 127 || strlen(pass) > 127))
+        return AT_ERROR;
+    char v[512];
+    if (user)
+        snprintf(v, sizeof(v), "%d,\"%s\",\"%s\",\"%s\"", (int)iptype, apn, user, pass);
+    else
+        snprintf(v, sizeof(v), "%d,\"%s\"", (int)iptype, apn);
+    return store_set(m->store, "fota_apn", v) == 0 ? AT_OK : AT_ERROR; /* saved at once */
+}
+
+const struct at_cmd modem_cmds_fota[] = {
+    {"+QFOTADL", AT_FORM_TEST | AT_FORM_SET, 1, 3, "**i", h_qfotadl, 0, FOTA_CME_PARAM},
+    {"+QCFGEXT", AT_FORM_TEST | AT_FORM_SET, 1, 5, "sisss", h_qcfgext, 0, 0},
+};
+const size_t modem_cmds_fota_n = sizeof(modem_cmds_fota) / sizeof(modem_cmds_fota[0]);

@@ -1,0 +1,679 @@
+/* modem.c - the module object: its AT ports, power states and boot, the
+ * wire trace (see include/dfota/modem.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "modem_int.h"
+
+#define DEFAULT_MODEL "BG95-M3"
+#define DEFAULT_STATE_DIR "./dfota-state"
+#define DEFAULT_UART "./dfota-sim.tty"
+#define DEFAULT_PROFILE "standard"
+
+/* The URCs a BG95 prints once APP RDY is out, in order. */
+static const char *const boot_urcs[] = {
+    "+CFUN: 1",
+    "+CPIN: READY",
+    "+QUSIM: 1",
+    "+QIND: SMS DONE",
+};
+
+void modem_log(const struct modem *m, int level, const char *fmt, ...)
+{
+    if (level > m->cfg.verbose)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "dfota-sim[%s]: %s\n", m->model->name, msg);
+}
+
+/* ---- wire trace ------------------------------------------------------ */
+
+static void trace(struct modem *m, const struct modem_chan *c, char dir, const void *buf,
+                  size_t len)
+{
+    if (!m->trace || !len)
+        return;
+    uint64_t us = dclock_now_us(m->clk) - m->trace_t0;
+    fprintf(m->trace, "%6llu.%06llu %s %c ", (unsigned long long)(us / 1000000),
+            (unsigned long long)(us % 1000000), c->name, dir);
+    const uint8_t *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = p[i];
+        if (b == '\r')
+            fputs("\\r", m->trace);
+        else if (b == '\n')
+            fputs("\\n", m->trace);
+        else if (b == '\\')
+            fputs("\\\\", m->trace);
+        else if (b >= 0x20 && b < 0x7f)
+            fputc(b, m->trace);
+        else
+            fprintf(m->trace, "\\x%02x", b);
+    }
+    fputc('\n', m->trace);
+    fflush(m->trace);
+}
+
+/* ---- ports ----------------------------------------------------------- */
+
+static void chan_output(void *ud, const char *buf, size_t len)
+{
+    struct modem_chan *c = ud;
+    if (!c->port)
+        return;
+    trace(c->m, c, '>', buf, len);
+    int r = port_write(c->port, buf, len);
+    if (r < 0)
+        modem_log(c->m, 0, "%s: output lost (%s)", c->name, strerror(-r));
+}
+
+static void chan_data(void *ud, const uint8_t *buf, size_t len)
+{
+    struct modem_chan *c = ud;
+    trace(c->m, c, '<', buf, len);
+    at_engine_feed(c->at, buf, len);
+}
+
+static void power_on(struct modem *m);
+
+static void chan_host(void *ud, bool open)
+{
+    struct modem_chan *c = ud;
+    modem_log(c->m, 1, "%s: host %s the port", c->name, open ? "opened" : "closed");
+    if (open && c->m->power == PWR_OFF)
+        power_on(c->m);
+}
+
+static void chan_dtr(void *ud, bool asserted)
+{
+    struct modem_chan *c = ud;
+    if (!asserted && c->m->dtr_mode != 0)
+        at_engine_dtr_drop(c->at);
+}
+
+static const struct port_events chan_events = {
+    .on_data = chan_data,
+    .on_host = chan_host,
+    .on_dtr = chan_dtr,
+};
+
+static int chan_port_open(struct modem_chan *c)
+{
+    struct modem *m = c->m;
+    struct port_pty_cfg pcfg = {.link_path = c->path, .verbose = m->cfg.verbose};
+    int r = port_pty_new(m->clk, &pcfg, &chan_events, c, &c->port);
+    if (r) {
+        modem_log(m, 0, "cannot open the %s port at %s: %s", c->name, c->path, strerror(-r));
+        c->port = NULL;
+        return r;
+    }
+    c->own_port = true;
+    return 0;
+}
+
+static void chan_port_close(struct modem_chan *c, void (*cb)(void *), void *arg)
+{
+    struct port *p = c->port;
+    c->port = NULL;
+    if (p && c->own_port)
+        port_close(p, cb, arg);
+    else if (cb)
+        cb(arg);
+}
+
+static int chan_open(struct modem *m, const char *name, struct port *given, const char *path)
+{
+    struct modem_chan *c = &m->chan[m->nchan];
+    *c = (struct modem_chan){.m = m, .name = name, .path = path};
+    struct at_engine_cfg acfg = {
+        .output = chan_output,
+        .output_ud = c,
+        .urc_gap_ms = m->timing->urc_gap,
+    };
+    c->at = at_engine_new(m->clk, &acfg);
+    if (!c->at)
+        return -ENOMEM;
+    int r = at_engine_add_table(c->at, modem_cmds_basic, modem_cmds_basic_n, c);
+    if (!r)
+        r = at_engine_add_table(c->at, modem_cmds_network, modem_cmds_network_n, c);
+    if (!r)
+        r = at_engine_add_table(c->at, modem_cmds_fota, modem_cmds_fota_n, c);
+    if (!r && given) {
+        c->port = given;
+        port_set_events(given, &chan_events, c);
+    } else if (!r) {
+        r = chan_port_open(c);
+    }
+    if (r) {
+        at_engine_free(c->at);
+        return r;
+    }
+    m->nchan++;
+    return 0;
+}
+
+void modem_urc(struct modem *m, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    for (unsigned i = 0; i < m->nchan; i++)
+        at_engine_urc(m->chan[i].at, "%s", text);
+}
+
+static void set_input(struct modem *m, enum at_input in)
+{
+    for (unsigned i = 0; i < m->nchan; i++)
+        at_engine_set_input(m->chan[i].at, in);
+}
+
+/* ---- settings AT&W keeps --------------------------------------------- */
+
+void modem_profile_factory(struct modem_profile *p)
+{
+    *p = (struct modem_profile){
+        .echo = true, .verbose = true, .quiet = false, .cmee = 1, .dtr_mode = 2, .ipr = 115200};
+}
+
+void modem_profile_capture(struct modem *m, struct modem_profile *p)
+{
+    const struct at_settings *s = at_engine_settings(m->chan[0].at);
+    p->echo = s->echo;
+    p->verbose = s->verbose;
+    p->quiet = s->quiet;
+    p->cmee = s->cmee;
+    p->dtr_mode = m->dtr_mode;
+    p->ipr = port_rate(m->chan[0].port);
+}
+
+void modem_profile_apply(struct modem *m, const struct modem_profile *p)
+{
+    for (unsigned i = 0; i < m->nchan; i++) {
+        struct at_settings *s = at_engine_settings(m->chan[i].at);
+        s->echo = p->echo;
+        s->verbose = p->verbose;
+        s->quiet = p->quiet;
+        s->cmee = p->cmee;
+    }
+    m->dtr_mode = p->dtr_mode;
+    modem_set_ipr(m, p->ipr);
+}
+
+void modem_set_ipr(struct modem *m, uint32_t rate)
+{
+    /* the UART only: the USB port has no line rate */
+    port_set_rate(m->chan[0].port, rate, false, false);
+}
+
+/* Stored as one line "E1 V1 Q0 CMEE1 D2 IPR115200". */
+int modem_profile_save(struct modem *m, const struct modem_profile *p)
+{
+    char v[96];
+    snprintf(v, sizeof(v), "E%d V%d Q%d CMEE%d D%d IPR%u", p->echo, p->verbose, p->quiet, p->cmee,
+             p->dtr_mode, (unsigned)p->ipr);
+    return store_set(m->store, "at_profile", v);
+}
+
+void modem_profile_load(struct modem *m, struct modem_profile *p)
+{
+    modem_profile_factory(p);
+    char v[96];
+    if (store_get(m->store, "at_profile", v, sizeof(v)) != 0)
+        return;
+    int e, vb, q, cmee, d;
+    unsigned ipr;
+    if (sscanf(v, "E%d V%d Q%d CMEE%d D%d IPR%u", &e, &vb, &q, &cmee, &d, &ipr) == 6 &&
+        cmee >= 0 && cmee <= 2 && d >= 0 && d <= 2 && modem_ipr_valid(ipr)) {
+        *p = (struct modem_profile){e != 0, vb != 0, q != 0, cmee, d, ipr};
+    } else {
+        modem_log(m, 0, "stored AT profile \"%s\" is not valid: factory settings", v);
+    }
+}
+
+/* ---- identity -------------------------------------------------------- */
+
+static int load_identity(struct modem *m)
+{
+    int r = store_get(m->store, "firmware", m->firmware, sizeof(m->firmware));
+    if (r == -ENOENT) {
+        const char *fw = m->cfg.firmware ? m->cfg.firmware : m->model->firmware;
+        if (strlen(fw) >= sizeof(m->firmware) || strlen(fw) == 0)
+            return -ENAMETOOLONG;
+        snprintf(m->firmware, sizeof(m->firmware), "%s", fw);
+        r = store_set(m->store, "firmware", m->firmware);
+    }
+    if (r)
+        return r;
+    if (m->cfg.firmware && strcmp(m->cfg.firmware, m->firmware) != 0)
+        modem_log(m, 1, "the state dir runs %s; --firmware %s applies to a new state dir only",
+                  m->firmware, m->cfg.firmware);
+
+    r = store_get(m->store, "imei", m->imei, sizeof(m->imei));
+    if (r == -ENOENT) {
+        /* a Quectel-looking TAC, a random serial, the Luhn check digit */
+        unsigned char rnd[6] = {0};
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
+                memset(rnd, 7, sizeof(rnd));
+            close(fd);
+        }
+        char d[15];
+        memcpy(d, "86695004", 8);
+        for (int i = 0; i < 6; i++)
+            d[8 + i] = (char)('0' + rnd[i] % 10);
+        int sum = 0;
+        for (int i = 0; i < 14; i++) {
+            int x = d[13 - i] - '0';
+            if (i % 2 == 0 && (x *= 2) > 9)
+                x -= 9;
+            sum += x;
+        }
+        d[14] = (char)('0' + (10 - sum % 10) % 10);
+        memcpy(m->imei, d, 15);
+        m->imei[15] = '\0';
+        r = store_set(m->store, "imei", m->imei);
+    }
+    if (r)
+        return r;
+    /* a Telstra IMSI (MCC 505, MNC 01) to go with the example's network */
+    snprintf(m->imsi, sizeof(m->imsi), "50501%.10s", m->imei + 4);
+    return 0;
+}
+
+/* ---- power states ---------------------------------------------------- */
+
+static const char *power_name(enum modem_power p)
+{
+    switch (p) {
+    case PWR_OFF:
+        return "off";
+    case PWR_BOOTING:
+        return "booting";
+    case PWR_APP_BOOT:
+        return "app-booting";
+    case PWR_NORMAL:
+        return "normal";
+    case PWR_RESETTING:
+        return "resetting";
+    case PWR_STOPPING:
+        return "stopping";
+    case PWR_DOWN:
+        return "down";
+    case PWR_DFOTA:
+        return "dfota";
+    }
+    return "?";
+}
+
+static void set_dfota_line(struct modem *m, bool on);
+
+static void enter_power(struct modem *m, enum modem_power p)
+{
+    modem_log(m, 2, "power: %s -> %s", power_name(m->power), power_name(p));
+    m->power = p;
+    dclock_timer_stop(&m->power_timer);
+    if (p != PWR_NORMAL && p != PWR_APP_BOOT)
+        for (unsigned i = 0; i < m->nchan; i++)
+            modem_upload_abort(&m->chan[i]);
+    switch (p) {
+    case PWR_OFF:
+    case PWR_DOWN:
+        set_input(m, AT_INPUT_OFF);
+        break;
+    case PWR_BOOTING:
+        set_input(m, AT_INPUT_OFF);
+        dclock_timer_start(&m->power_timer, m->timing->boot_rdy);
+        break;
+    case PWR_APP_BOOT:
+        set_input(m, AT_INPUT_ERROR);
+        modem_urc(m, "RDY");
+        dclock_timer_start(&m->power_timer, m->timing->boot_app_rdy);
+        break;
+    case PWR_NORMAL:
+        set_input(m, AT_INPUT_NORMAL);
+        modem_urc(m, "APP RDY");
+        m->boot_step = 0;
+        dclock_timer_start(&m->power_timer, m->timing->boot_urc_gap);
+        break;
+    case PWR_RESETTING:
+        set_input(m, AT_INPUT_OFF);
+        dclock_timer_start(&m->power_timer, m->timing->reset);
+        break;
+    case PWR_STOPPING:
+        /* the answer to AT+QPOWD is out; the module stops taking commands */
+        set_input(m, AT_INPUT_OFF);
+        dclock_timer_start(&m->power_timer, m->timing->power_down);
+        break;
+    case PWR_DFOTA:
+        set_input(m, AT_INPUT_OFF);
+        set_dfota_line(m, true);
+        break;
+    }
+}
+
+/* DFOTA mode (app note 2.2.3.1 note 1): the UART reports at the AT+IPR rate
+ * when it is one the note lists, else at 115200, and a host listening at
+ * another speed gets what a mismatched UART delivers; the USB port is gone
+ * until the module reboots. */
+static void set_dfota_line(struct modem *m, bool on)
+{
+    struct port *uart = m->chan[0].port;
+    if (on) {
+        uint32_t ipr = port_rate(uart);
+        uint32_t rate = modem_ipr_urc_rate(ipr) ? ipr : 115200;
+        if (rate != ipr)
+            modem_log(m, 0, "AT+IPR=%u is no DFOTA URC rate: reporting at 115200", (unsigned)ipr);
+        m->ipr_before_dfota = ipr;
+        port_set_rate(uart, rate, true, false);
+        port_set_strict_rate(uart, true);
+        for (unsigned i = 1; i < m->nchan; i++)
+            chan_port_close(&m->chan[i], NULL, NULL);
+        return;
+    }
+    port_set_strict_rate(uart, false);
+    port_set_rate(uart, m->ipr_before_dfota, false, false);
+    for (unsigned i = 1; i < m->nchan; i++)
+        if (!m->chan[i].port && !m->closing)
+            chan_port_open(&m->chan[i]);
+}
+
+static void fota_urc_hook(void *ud, const char *text)
+{
+    struct modem *m = ud;
+    if (m->power == PWR_DFOTA)
+        at_engine_urc_now(m->chan[0].at, "%s", text); /* the UART alone is there */
+    else
+        modem_urc(m, "%s", text);
+}
+
+static void fota_enter_hook(void *ud)
+{
+    struct modem *m = ud;
+    enter_power(m, PWR_DFOTA);
+}
+
+static void power_on(struct modem *m);
+
+static void fota_reboot_hook(void *ud, const char *firmware)
+{
+    struct modem *m = ud;
+    snprintf(m->firmware, sizeof(m->firmware), "%s", firmware);
+    set_dfota_line(m, false);
+    power_on(m);
+}
+
+static const struct fota_hooks fota_hooks = {
+    .urc = fota_urc_hook,
+    .enter_dfota = fota_enter_hook,
+    .reboot = fota_reboot_hook,
+};
+
+/* What a power-up or a reset starts from: saved settings, volatile ones at
+ * their defaults. */
+static void cold_state(struct modem *m)
+{
+    struct modem_profile p;
+    modem_profile_load(m, &p);
+    modem_profile_apply(m, &p);
+    m->cfun = 1;
+    memset(m->reg_urc, 0, sizeof(m->reg_urc));
+    fota_power_cycle(m->fota);
+}
+
+/* Power-up: an update cut by power loss goes on in DFOTA mode (note 3). */
+static void power_on(struct modem *m)
+{
+    cold_state(m);
+    if (!fota_resume(m->fota))
+        enter_power(m, PWR_BOOTING);
+}
+
+static void on_power_timer(struct dclock_timer *t)
+{
+    struct modem *m = t->data;
+    switch (m->power) {
+    case PWR_BOOTING:
+        enter_power(m, PWR_APP_BOOT);
+        break;
+    case PWR_APP_BOOT:
+        enter_power(m, PWR_NORMAL);
+        break;
+    case PWR_NORMAL:
+        if (m->boot_step < sizeof(boot_urcs) / sizeof(boot_urcs[0])) {
+            modem_urc(m, "%s", boot_urcs[m->boot_step++]);
+            if (m->boot_step < sizeof(boot_urcs) / sizeof(boot_urcs[0]))
+                dclock_timer_start(&m->power_timer, m->timing->boot_urc_gap);
+        }
+        break;
+    case PWR_RESETTING:
+        power_on(m);
+        break;
+    case PWR_STOPPING:
+        for (unsigned i = 0; i < m->nchan; i++)
+            at_engine_urc_now(m->chan[i].at, "NORMAL POWER DOWN");
+        enter_power(m, PWR_DOWN);
+        if (m->ev.on_power_down)
+            m->ev.on_power_down(m->ud);
+        break;
+    case PWR_OFF:
+    case PWR_DOWN:
+    case PWR_DFOTA:
+        break;
+    }
+}
+
+/* A reset or power-down is asked for from a handler whose final result has
+ * not been written yet: act on the next turn of the loop. */
+static void on_action(struct dclock_timer *t)
+{
+    struct modem *m = t->data;
+    enter_power(m, m->pending_power);
+}
+
+void modem_reset(struct modem *m)
+{
+    m->pending_power = PWR_RESETTING;
+    dclock_timer_start(&m->action_timer, 0);
+}
+
+void modem_power_down(struct modem *m)
+{
+    m->pending_power = PWR_STOPPING;
+    dclock_timer_start(&m->action_timer, 0);
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+/* --preload-package: the file goes into the slot as a download would put
+ * it, within the model's capacity. */
+static int preload(struct modem *m, const char *path)
+{
+    uint8_t *buf;
+    size_t len;
+    int r = store_read_all(path, &buf, &len);
+    if (r)
+        return r;
+    struct store_slot_writer *w;
+    r = store_slot_begin(m->store, (uint64_t)m->model->slot_kb * 1024, &w);
+    if (!r) {
+        r = store_slot_write(w, buf, len);
+        int r2 = store_slot_finish(w);
+        r = r ? r : r2;
+    }
+    free(buf);
+    return r;
+}
+
+static void modem_free(struct modem *m)
+{
+    for (unsigned i = 0; i < m->nchan; i++)
+        at_engine_free(m->chan[i].at);
+    fota_free(m->fota);
+    if (m->store)
+        store_close(m->store);
+    if (m->trace)
+        fclose(m->trace);
+    free(m);
+}
+
+int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_events *ev,
+              void *ud, struct modem **out)
+{
+    *out = NULL;
+    struct modem *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->loop = loop;
+    m->cfg = *cfg;
+    if (ev)
+        m->ev = *ev;
+    m->ud = ud;
+    const char *model = cfg->model ? cfg->model : DEFAULT_MODEL;
+    const char *profile = cfg->profile ? cfg->profile : DEFAULT_PROFILE;
+    m->model = modem_model_find(model);
+    m->timing = modem_timing_find(profile);
+    /* for log lines before the model is known */
+    static const struct modem_model unknown = {"?", "", 0};
+    if (!m->model) {
+        m->model = &unknown;
+        modem_log(m, 0, "unknown model \"%s\"", model);
+        free(m);
+        return -EINVAL;
+    }
+    if (!m->timing) {
+        modem_log(m, 0, "unknown timing profile \"%s\"", profile);
+        free(m);
+        return -EINVAL;
+    }
+    int r;
+    if (cfg->clock) {
+        m->clk = cfg->clock;
+    } else {
+        m->clk = dclock_new_real(loop, cfg->time_scale > 0 ? cfg->time_scale : 1.0);
+        if (!m->clk) {
+            free(m);
+            return -EINVAL;
+        }
+        m->own_clock = true;
+    }
+    dclock_timer_init(m->clk, &m->power_timer, on_power_timer, m);
+    dclock_timer_init(m->clk, &m->action_timer, on_action, m);
+
+    const char *dir = cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
+    r = store_open(dir, &m->store);
+    if (r) {
+        modem_log(m, 0, "cannot open the state dir %s: %s", dir, strerror(-r));
+        goto fail;
+    }
+    r = load_identity(m);
+    if (r) {
+        modem_log(m, 0, "cannot keep the identity in %s: %s", dir, strerror(-r));
+        goto fail;
+    }
+    struct fota_cfg fcfg = {
+        .store = m->store,
+        .clock = m->clk,
+        .slot_capacity = (uint64_t)m->model->slot_kb * 1024,
+        .opaque_target = cfg->opaque_target,
+        .pct_sign = !cfg->no_percent_sign,
+        .stage_ms = m->timing->fota_stage,
+        .reset_ms = m->timing->reset,
+        .update_ms_per_mb = m->timing->update_ms_per_mb,
+    };
+    r = fota_new(&fcfg, &fota_hooks, m, m->firmware, &m->fota);
+    if (!r)
+        r = fota_ensure_image(m->fota);
+    if (r) {
+        modem_log(m, 0, "cannot make the firmware image of %s: %s", m->firmware, strerror(-r));
+        goto fail;
+    }
+    if (cfg->preload_package) {
+        r = preload(m, cfg->preload_package);
+        if (r) {
+            modem_log(m, 0, "cannot preload %s: %s", cfg->preload_package, strerror(-r));
+            goto fail;
+        }
+    }
+    modem_net_default(&m->net);
+    if (cfg->trace_path) {
+        m->trace = fopen(cfg->trace_path, "ae");
+        if (!m->trace) {
+            r = -errno;
+            modem_log(m, 0, "cannot open the trace %s: %s", cfg->trace_path, strerror(errno));
+            goto fail;
+        }
+        m->trace_t0 = dclock_now_us(m->clk);
+    }
+    r = chan_open(m, "UART", cfg->uart, cfg->uart_path ? cfg->uart_path : DEFAULT_UART);
+    if (!r && cfg->usb_path)
+        r = chan_open(m, "USB", NULL, cfg->usb_path);
+    if (r)
+        goto fail;
+    m->power = PWR_OFF;
+    set_input(m, AT_INPUT_OFF);
+    if (m->ev.on_ready)
+        m->ev.on_ready(m->ud, m->model->name, m->firmware, port_name(m->chan[0].port));
+    if (!cfg->wait_open)
+        power_on(m);
+    else if (port_host_open(m->chan[0].port))
+        power_on(m);
+    *out = m;
+    return 0;
+
+fail:
+    dclock_timer_stop(&m->power_timer);
+    dclock_timer_stop(&m->action_timer);
+    for (unsigned i = 0; i < m->nchan; i++)
+        chan_port_close(&m->chan[i], NULL, NULL);
+    if (m->own_clock)
+        dclock_close(m->clk, NULL, NULL);
+    modem_free(m);
+    return r;
+}
+
+static void close_step(void *arg)
+{
+    struct modem *m = arg;
+    if (--m->closing)
+        return;
+    void (*cb)(void *) = m->close_cb;
+    void *cb_arg = m->close_arg;
+    modem_free(m);
+    if (cb)
+        cb(cb_arg);
+}
+
+void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
+{
+    m->close_cb = cb;
+    m->close_arg = arg;
+    dclock_timer_stop(&m->power_timer);
+    dclock_timer_stop(&m->action_timer);
+    set_input(m, AT_INPUT_OFF);
+    fota_free(m->fota);
+    m->fota = NULL;
+    m->closing = 1; /* held until every close below is started */
+    for (unsigned i = 0; i < m->nchan; i++) {
+        modem_upload_abort(&m->chan[i]);
+        if (m->chan[i].port && m->chan[i].own_port) {
+            m->closing++;
+            chan_port_close(&m->chan[i], close_step, m);
+        }
+    }
+    if (m->own_clock) {
+        m->closing++;
+        dclock_close(m->clk, close_step, m);
+    }
+    close_step(m);
+}
