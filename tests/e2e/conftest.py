@@ -1,0 +1,164 @@
+"""End-to-end fixtures: the real dfota-sim executable on a pty, driven through
+pyserial the way a host program drives a real module. No sleeps: every wait
+reads the port (or the process) against a deadline."""
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("DFOTA_BUILD_DIR", ROOT / "build"))
+SIM = BUILD / "dfota-sim"
+PACK = BUILD / "dfota-pack"
+
+FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: [^\r\n]*|CONNECT)\r\n")
+DEADLINE = 10.0  # seconds any single expected event may take on a slow CI box
+BOOT_URCS = [b"RDY", b"APP RDY", b"+CFUN: 1", b"+CPIN: READY", b"+QUSIM: 1", b"+QIND: SMS DONE"]
+
+
+class Modem:
+    """One dfota-sim process and an open serial port to it."""
+
+    def __init__(self, workdir: Path, args=()):
+        self.workdir = workdir
+        self.tty = workdir / "modem.tty"
+        self.state = workdir / "state"
+        self.args = list(args)
+        self.proc = None
+        self.ser = None
+        self.pending = b""  # read from the port, not yet consumed
+        self.stderr = workdir / "stderr.log"
+
+    # -- process --------------------------------------------------------
+    def start(self, wait_open=True, open_port=True, extra=()):
+        cmd = [str(SIM), "--uart", str(self.tty), "--state-dir", str(self.state),
+               "--profile", "fast", *self.args, *extra]
+        if wait_open:
+            cmd.append("--wait-open")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                     stderr=open(self.stderr, "ab"), cwd=self.workdir)
+        self.ready_line = self._read_stdout_line()
+        assert self.ready_line.startswith("dfota-sim: "), self.ready_line
+        assert self.ready_line.endswith(" on " + str(self.tty)), self.ready_line
+        if open_port:
+            self.open()
+        return self
+
+    def _read_stdout_line(self):
+        end = time.monotonic() + DEADLINE
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while not buf.endswith(b"\n"):
+            left = end - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise AssertionError(f"no ready line (got {buf!r}); stderr: {self.log()}")
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 1)
+                if not chunk:
+                    continue
+                buf += chunk
+        return buf.decode().strip()
+
+    def log(self):
+        return self.stderr.read_text(errors="replace") if self.stderr.exists() else ""
+
+    def kill9(self):
+        self.close()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=DEADLINE)
+
+    def stop(self):
+        """SIGTERM and wait: the clean shutdown path. Returns the exit code."""
+        self.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("dfota-sim did not stop on SIGTERM")
+        return self.proc.returncode if self.proc else 0
+
+    # -- port -----------------------------------------------------------
+    def open(self, baudrate=115200):
+        self.ser = serial.Serial(str(self.tty), baudrate=baudrate, timeout=0.05)
+        self.pending = b""
+        return self.ser
+
+    def close(self):
+        if self.ser is not None:
+            self.ser.close()
+            self.ser = None
+
+    def write(self, data: bytes):
+        self.ser.write(data)
+        self.ser.flush()
+
+    def _take(self, pattern, deadline, what):
+        """Reads until pattern (a compiled regex) matches what has arrived;
+        returns the bytes up to the end of the match, keeps the rest."""
+        end = time.monotonic() + deadline
+        while True:
+            mt = pattern.search(self.pending)
+            if mt:
+                out, self.pending = self.pending[:mt.end()], self.pending[mt.end():]
+                return out
+            if time.monotonic() > end:
+                raise AssertionError(f"waited for {what}, got {self.pending!r}")
+            self.pending += self.ser.read(4096)
+
+    def read_until(self, marker: bytes, deadline=DEADLINE) -> bytes:
+        """Everything read up to and including marker."""
+        return self._take(re.compile(re.escape(marker)), deadline, repr(marker))
+
+    def read_for(self, seconds: float) -> bytes:
+        """Whatever arrives in a quiet window (used to prove silence)."""
+        buf = bytearray(self.pending)
+        self.pending = b""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            buf += self.ser.read(4096)
+        return bytes(buf)
+
+    def wait_boot(self) -> bytes:
+        return self.read_until(b"+QIND: SMS DONE\r\n")
+
+    def cmd(self, line: str) -> bytes:
+        """Sends one command line and returns all bytes up to its final result."""
+        self.write(line.encode() + b"\r")
+        return self._take(FINAL, DEADLINE, f"the final result of {line!r}")
+
+
+@pytest.fixture
+def make_modem(tmp_path):
+    """Factory: make_modem(*args) -> a started Modem (port open, powered on
+    at the open). Every modem is stopped at the end of the test."""
+    made = []
+
+    def make(*args, **kw):
+        m = Modem(tmp_path, args)
+        made.append(m)
+        return m.start(**kw)
+
+    yield make
+    for m in made:
+        try:
+            m.stop()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def modem(make_modem):
+    """A booted modem on the fast profile with ATE1 (the default)."""
+    m = make_modem()
+    m.wait_boot()
+    return m
