@@ -175,8 +175,8 @@ int main(int argc, char **argv)
     }
 
     double mb = (double)dst_len / 1e6;
-    printf("image %zu bytes, %u blocks, best of %d runs\n", dst_len,
-           pkg_get_info(p)->block_count, runs);
+    printf("image %zu bytes, %u blocks, best of %d runs\n", dst_len, pkg_get_info(p)->block_count,
+           runs);
     printf("package   %9zu bytes (%.1f%% of target), built in %.0f ms\n", pkg_len,
            100.0 * (double)pkg_len / (double)dst_len, build * 1e3);
     printf("zstd delta %8zu bytes (%.1f%% of target)\n", zstd_len,

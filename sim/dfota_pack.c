@@ -172,8 +172,8 @@ static int parse(int argc, char **argv, struct args *a)
 }
 
 /* One side of a build: a version to generate or an image file. */
-static int image_src(const char *version, const char *image, const char *override,
-                     const char *side, size_t size, struct pkg_image_src *s, bool required)
+static int image_src(const char *version, const char *image, const char *override, const char *side,
+                     size_t size, struct pkg_image_src *s, bool required)
 {
     if (version && image)
         return usage_error("give --%s or --%s-image, not both", side, side);
@@ -251,8 +251,7 @@ int main(int argc, char **argv)
         struct pkg_image_src from, to;
         if ((rc = need_args(cmd, &a, 0)) ||
             (rc = check_allowed(cmd, &a, ALLOW_FROM | ALLOW_TO | ALLOW_SIZE | ALLOW_OUTPUT)) ||
-            (rc = image_src(a.from, a.from_image, a.from_version, "from", a.size, &from,
-                            true)) ||
+            (rc = image_src(a.from, a.from_image, a.from_version, "from", a.size, &from, true)) ||
             (rc = image_src(a.to, a.to_image, a.to_version, "to", a.size, &to, true)))
             return rc;
         return finish(pkg_cmd_build(&from, &to, a.output, msg, sizeof(msg)), msg);
@@ -266,12 +265,11 @@ int main(int argc, char **argv)
         struct pkg_image_src from;
         if ((rc = need_args(cmd, &a, 1)) ||
             (rc = check_allowed(cmd, &a, ALLOW_FROM | ALLOW_SIZE)) ||
-            (rc = image_src(a.from, a.from_image, a.from_version, "from", a.size, &from,
-                            false)))
+            (rc = image_src(a.from, a.from_image, a.from_version, "from", a.size, &from, false)))
             return rc;
         bool have_from = a.from || a.from_image;
-        return finish(
-            pkg_cmd_verify(a.pos[0], have_from ? &from : NULL, stdout, msg, sizeof(msg)), msg);
+        return finish(pkg_cmd_verify(a.pos[0], have_from ? &from : NULL, stdout, msg, sizeof(msg)),
+                      msg);
     }
     return usage_error("unknown command '%s' (try '" PROG " --help')", cmd);
 }

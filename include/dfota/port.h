@@ -73,9 +73,10 @@ struct port_stats {
  *  port_close()) and returns 0; on failure returns a negative errno (from
  *  posix_openpt(), open(), symlink(), rename(), libuv, -ENOMEM, -EEXIST)
  *  and leaves @p out untouched; after a late failure (rename()) the port's
- *  handles are released as the loop runs, so run it before closing it. A host is counted as open from an inotify watch
- *  on the slave; where that watch cannot be made the host counts as always
- *  open (logged). */
+ *  handles are released as the loop runs, so run it before closing the
+ *  loop. A host is counted as open from an inotify watch on the slave;
+ *  where that watch cannot be made the host counts as always open
+ *  (logged). */
 int port_pty_new(struct dclock *clk, const struct port_pty_cfg *cfg, const struct port_events *ev,
                  void *ud, struct port **out);
 

@@ -200,7 +200,7 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
         return AT_ERROR;
     unsigned n = at_args_count(a);
     if (n == 1) {
-        char v[STORE_VAL_MAX];
+        char v[STORE_VAL_MAX + 1];
         if (store_get(m->store, "fota_apn", v, sizeof(v)) != 0)
             snprintf(v, sizeof(v), "0,\"\"");
         at_engine_reply(e, "+QCFGEXT: \"fota_apn\",%s", v);

@@ -332,10 +332,14 @@ int pkg_cmd_verify(const char *path, const struct pkg_image_src *from, FILE *f, 
     if (rc)
         return rc;
     const struct pkg_info *in = pkg_get_info(p);
-    for (uint32_t i = 0; !rc && i < in->block_count; i++)
+    /* on failure, look again block by block to name the bad one */
+    int bad = pkg_verify(p);
+    for (uint32_t i = 0; bad && !rc && i < in->block_count; i++)
         if ((rc = pkg_verify_block(p, i)))
             fail(msg, cap, rc, "%s: block %" PRIu32 ": %s", path, i,
                  rc == -EBADMSG ? "corrupt frame" : pkg_strerror(rc));
+    if (bad && !rc)
+        rc = fail(msg, cap, bad, "%s: %s", path, pkg_strerror(bad));
     if (!rc && from && !(rc = pkg_image_load(from, &src, &src_len, src_v, msg, cap))) {
         rc = pkg_apply_all(p, src, src_len, &dst, &dst_len);
         if (rc == -EXDEV)

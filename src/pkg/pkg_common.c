@@ -38,9 +38,10 @@ const char *pkg_strerror(int err)
         return "source image does not match the package";
     case -EFBIG:
         return "image or file too large";
-    default:
-        return err < 0 ? strerrordesc_np(-err) ? strerrordesc_np(-err) : "unknown error"
-                       : "unknown error";
+    default: {
+        const char *s = err < 0 ? strerrordesc_np(-err) : NULL;
+        return s ? s : "unknown error";
+    }
     }
 }
 

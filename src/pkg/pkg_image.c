@@ -470,8 +470,9 @@ int pkg_image_generate(const char *version, size_t size, uint8_t **out, size_t *
         put8(&o, (uint8_t)*c);
     put32(&o, IMG_FORMAT);
     put32(&o, (uint32_t)size);
+    size_t vlen = strlen(version);
     for (size_t i = 0; i < PKG_VERSION_FIELD; i++)
-        put8(&o, (uint8_t)(i < strlen(version) ? version[i] : 0));
+        put8(&o, (uint8_t)(i < vlen ? version[i] : 0));
     o.pos = IMG_OFF_VECTORS;
     put32(&o, IMG_LOAD_ADDR + (uint32_t)size); /* initial stack pointer */
     for (uint32_t v = 1; v < IMG_VECTORS; v++)

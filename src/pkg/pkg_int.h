@@ -125,8 +125,7 @@ struct pkg_entry {
 
 /** A parsed package (pkg_read.c); pkg_apply.c reads it too. */
 struct pkg {
-    const uint8_t *buf; /* borrowed */
-    const uint8_t *payload;
+    const uint8_t *payload; /* in the borrowed buffer */
     struct pkg_info info;
     struct pkg_entry *ent; /* block_count entries */
     uint32_t max_prefix;   /* largest prefix_len of any entry */
@@ -144,8 +143,8 @@ static inline size_t pkg_block_len(const struct pkg *p, uint32_t i)
  *  bytes) into @p dst (at least pkg_block_len() bytes): 0, or -EBADMSG
  *  when the frame is not exactly one zstd frame decoding to the block's
  *  size. Does not check the digest. */
-int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i,
-                     const uint8_t *prefix, uint8_t *dst);
+int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *prefix,
+                     uint8_t *dst);
 
 void pkg_entry_put(uint8_t *p, const struct pkg_entry *e);
 void pkg_entry_get(const uint8_t *p, struct pkg_entry *e);

@@ -101,7 +101,6 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len)
     if (len > in->total_size)
         return -EMSGSIZE;
 
-    p->buf = buf;
     p->payload = buf + hsize;
     p->ent = calloc(in->block_count, sizeof(*p->ent));
     if (!p->ent)

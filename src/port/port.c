@@ -174,7 +174,8 @@ static void tx_pump(struct port *p)
         }
         ssize_t w = p->ops->write(p, p->out.data + p->out.head, n);
         if (w < 0) {
-            port_int_log(p, 0, "output failed (%s), %zu bytes dropped", strerror((int)-w), p->out.len);
+            port_int_log(p, 0, "output failed (%s), %zu bytes dropped", strerror((int)-w),
+                         p->out.len);
             queue_drop(p);
             return;
         }

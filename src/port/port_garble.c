@@ -52,8 +52,8 @@ size_t port_garble(uint32_t tx_bps, uint32_t rx_bps, const uint8_t *in, size_t l
     if (!tx_bps || !rx_bps)
         return 0;
     const struct line l = {in, (uint64_t)len * FRAME_BITS, 2u * (uint64_t)rx_bps};
-    const uint64_t half = tx_bps;        /* half a received bit */
-    const uint64_t rbit = 2u * half;     /* a received bit */
+    const uint64_t half = tx_bps;    /* half a received bit */
+    const uint64_t rbit = 2u * half; /* a received bit */
     size_t n = 0;
     uint64_t t = 0; /* the receiver hunts a start bit from here */
     while (n < cap) {

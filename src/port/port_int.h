@@ -64,7 +64,7 @@ struct port {
     bool host_open;
     bool closing;
     struct port_buf out; /* output waiting for the host side */
-    bool tx_blocked; /* the kind is full: waiting for port_int_writable() */
+    bool tx_blocked;     /* the kind is full: waiting for port_int_writable() */
     /* line rate */
     uint32_t rate;
     bool pace_out, pace_in;

@@ -10,8 +10,8 @@
 
 struct port_mem {
     struct port base;
-    uv_idle_t idle;     /* delivers input whose pacing pause has ended */
-    struct port_buf in; /* the host sent it, the module has not read it */
+    uv_idle_t idle;          /* delivers input whose pacing pause has ended */
+    struct port_buf in;      /* the host sent it, the module has not read it */
     struct port_buf to_host; /* the module sent it, the host has not taken it */
     uint32_t host_bps;
     bool reading;

@@ -59,8 +59,8 @@ static void pty_update_poll(struct port_pty *t)
     if (t->base.closing)
         return;
     int events = (t->reading ? UV_READABLE : 0) | (t->writing ? UV_WRITABLE : 0);
-    int rc = events ? uv_poll_start(&t->data_poll, events, on_data_poll)
-                    : uv_poll_stop(&t->data_poll);
+    int rc =
+        events ? uv_poll_start(&t->data_poll, events, on_data_poll) : uv_poll_stop(&t->data_poll);
     if (rc < 0)
         port_int_log(&t->base, 0, "poll: %s", uv_strerror(rc));
 }

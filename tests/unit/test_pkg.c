@@ -82,6 +82,15 @@ static uint8_t *entry(uint8_t *pkg, uint32_t i)
     return pkg + PKG_FIXED_SIZE + (size_t)i * PKG_ENTRY_SIZE;
 }
 
+/* Frame @p i inside @p c, a copy of the fixture's package. */
+static uint8_t *frame_in(const struct fixture *f, uint8_t *c, uint32_t i, size_t *len)
+{
+    struct pkg_entry e;
+    pkg_entry_get(entry(c, i), &e);
+    *len = e.frame_len;
+    return c + header_size(f) + e.frame_off;
+}
+
 /* ---- header parsing ---------------------------------------------------- */
 
 static void test_open_accepts_built_package_and_reports_header(void **state)
@@ -113,8 +122,19 @@ static void test_open_truncated_package_is_enodata(void **state)
 {
     struct fixture *f = *state;
     size_t h = header_size(f);
-    size_t cuts[] = {0, 3, 8, 9, 10, 100, PKG_FIXED_SIZE - 1, PKG_FIXED_SIZE, h - 1, h, h + 1,
-                     f->pkg_len / 2, f->pkg_len - 1};
+    size_t cuts[] = {0,
+                     3,
+                     8,
+                     9,
+                     10,
+                     100,
+                     PKG_FIXED_SIZE - 1,
+                     PKG_FIXED_SIZE,
+                     h - 1,
+                     h,
+                     h + 1,
+                     f->pkg_len / 2,
+                     f->pkg_len - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         if (open_rc(f->pkg, cuts[i]) != -ENODATA)
             fail_msg("cut at %zu: %d", cuts[i], open_rc(f->pkg, cuts[i]));
@@ -147,10 +167,18 @@ static void test_open_flipped_header_bit_fails_checksum(void **state)
     struct fixture *f = *state;
     size_t h = header_size(f);
     /* every field the checksum covers, the block table, the checksum */
-    size_t at[] = {PKG_OFF_FLAGS,       PKG_OFF_BLOCK_SIZE,  PKG_OFF_BLOCK_COUNT,
-                   PKG_OFF_SRC_SIZE,    PKG_OFF_DST_SIZE + 2, PKG_OFF_PAYLOAD_SIZE,
-                   PKG_OFF_SRC_SHA + 5, PKG_OFF_DST_SHA,     PKG_OFF_SRC_VERSION,
-                   PKG_OFF_DST_VERSION + 63, PKG_FIXED_SIZE + 1, h - 40,
+    size_t at[] = {PKG_OFF_FLAGS,
+                   PKG_OFF_BLOCK_SIZE,
+                   PKG_OFF_BLOCK_COUNT,
+                   PKG_OFF_SRC_SIZE,
+                   PKG_OFF_DST_SIZE + 2,
+                   PKG_OFF_PAYLOAD_SIZE,
+                   PKG_OFF_SRC_SHA + 5,
+                   PKG_OFF_DST_SHA,
+                   PKG_OFF_SRC_VERSION,
+                   PKG_OFF_DST_VERSION + 63,
+                   PKG_FIXED_SIZE + 1,
+                   h - 40,
                    h - 1};
     for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
         uint8_t *c = copy(f->pkg, f->pkg_len);
@@ -196,15 +224,15 @@ static void test_open_block_table_entry_out_of_bounds_is_erange(void **state)
     uint32_t n = IMG_SIZE / PKG_BLOCK_SIZE;
     pkg_entry_get(entry(f->pkg, n - 1), &last);
     struct entry_edit edits[] = {
-        {n - 1, PKG_ENT_FRAME_LEN, last.frame_len + 1, 4},     /* past the file */
-        {n - 1, PKG_ENT_FRAME_LEN, UINT32_MAX, 4},             /* huge */
-        {n - 1, PKG_ENT_FRAME_LEN, 0, 4},                      /* empty */
-        {n - 1, PKG_ENT_FRAME_LEN, last.frame_len - 1, 4},     /* gap at the end */
-        {1, PKG_ENT_FRAME_OFF, UINT64_MAX - 3, 8},             /* wraps */
-        {0, PKG_ENT_FRAME_OFF, 1, 8},                          /* not contiguous */
-        {2, PKG_ENT_PREFIX_OFF, IMG_SIZE, 8},                  /* prefix past source */
-        {2, PKG_ENT_PREFIX_OFF, UINT64_MAX, 8},                /* wraps */
-        {2, PKG_ENT_PREFIX_LEN, IMG_SIZE + 1, 4},              /* longer than source */
+        {n - 1, PKG_ENT_FRAME_LEN, last.frame_len + 1, 4}, /* past the file */
+        {n - 1, PKG_ENT_FRAME_LEN, UINT32_MAX, 4},         /* huge */
+        {n - 1, PKG_ENT_FRAME_LEN, 0, 4},                  /* empty */
+        {n - 1, PKG_ENT_FRAME_LEN, last.frame_len - 1, 4}, /* gap at the end */
+        {1, PKG_ENT_FRAME_OFF, UINT64_MAX - 3, 8},         /* wraps */
+        {0, PKG_ENT_FRAME_OFF, 1, 8},                      /* not contiguous */
+        {2, PKG_ENT_PREFIX_OFF, IMG_SIZE, 8},              /* prefix past source */
+        {2, PKG_ENT_PREFIX_OFF, UINT64_MAX, 8},            /* wraps */
+        {2, PKG_ENT_PREFIX_LEN, IMG_SIZE + 1, 4},          /* longer than source */
     };
     for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
         int rc = open_forged(f, edit_entry, &edits[i]);
@@ -316,8 +344,7 @@ static void test_damaged_packages_never_crash(void **state)
             pkg_free(p);
         } else {
             assert_true(rc == -ENODATA || rc == -EBADMSG || rc == -EPROTONOSUPPORT ||
-                        rc == -EILSEQ || rc == -ERANGE || rc == -ENAMETOOLONG ||
-                        rc == -EMSGSIZE);
+                        rc == -EILSEQ || rc == -ERANGE || rc == -ENAMETOOLONG || rc == -EMSGSIZE);
         }
         free(c);
     }
@@ -432,11 +459,10 @@ static void test_corrupt_frame_byte_fails_only_that_block(void **state)
 {
     struct fixture *f = *state;
     uint32_t bad = 3;
-    struct pkg_entry e;
-    pkg_entry_get(entry(f->pkg, bad), &e);
+    size_t frame_len;
     uint8_t *c = copy(f->pkg, f->pkg_len);
     /* the middle of the frame: sequences or literals, past the frame header */
-    c[header_size(f) + e.frame_off + e.frame_len / 2] ^= 0x55;
+    frame_in(f, c, bad, &frame_len)[frame_len / 2] ^= 0x55;
 
     struct pkg *p;
     struct pkg_applier *a;
@@ -466,10 +492,9 @@ static void test_verify_finds_a_broken_frame_without_the_source(void **state)
 {
     struct fixture *f = *state;
     uint32_t bad = 5;
-    struct pkg_entry e;
-    pkg_entry_get(entry(f->pkg, bad), &e);
+    size_t frame_len;
     uint8_t *c = copy(f->pkg, f->pkg_len);
-    uint8_t *frame = c + header_size(f) + e.frame_off;
+    uint8_t *frame = frame_in(f, c, bad, &frame_len);
     frame[0] ^= 0xff; /* zstd magic */
     struct pkg *p;
     assert_int_equal(pkg_open(c, f->pkg_len, &p), 0);
@@ -481,7 +506,7 @@ static void test_verify_finds_a_broken_frame_without_the_source(void **state)
 
     /* a frame whose last bytes are lost */
     frame[0] ^= 0xff;
-    memset(frame + e.frame_len - 8, 0, 8);
+    memset(frame + frame_len - 8, 0, 8);
     assert_int_equal(pkg_open(c, f->pkg_len, &p), 0);
     assert_int_equal(pkg_verify_block(p, bad), -EBADMSG);
     pkg_free(p);
@@ -540,8 +565,7 @@ static void test_image_default_size_and_limits(void **state)
     assert_int_equal(pkg_image_generate(V1, PKG_IMAGE_MIN_SIZE, &img, &len), 0);
     free(img);
     assert_int_equal(pkg_image_generate(V1, PKG_IMAGE_MIN_SIZE - 1, &img, &len), -EINVAL);
-    assert_int_equal(pkg_image_generate(V1, (size_t)PKG_IMAGE_MAX_SIZE + 1, &img, &len),
-                     -EFBIG);
+    assert_int_equal(pkg_image_generate(V1, (size_t)PKG_IMAGE_MAX_SIZE + 1, &img, &len), -EFBIG);
     char long_v[PKG_VERSION_MAX + 2];
     memset(long_v, '1', sizeof(long_v) - 1);
     long_v[sizeof(long_v) - 1] = 0;
@@ -603,8 +627,7 @@ static void test_block_digest_is_xxh64_as_zstd_computes_it(void **state)
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         size_t n = ZSTD_compress2(cc, z, sizeof(z), f->src + 1000, lens[i]);
         assert_false(ZSTD_isError(n));
-        assert_int_equal(pkg_get_le32(z + n - 4),
-                         (uint32_t)pkg_xxh64(f->src + 1000, lens[i]));
+        assert_int_equal(pkg_get_le32(z + n - 4), (uint32_t)pkg_xxh64(f->src + 1000, lens[i]));
     }
     ZSTD_freeCCtx(cc);
 }
@@ -612,8 +635,8 @@ static void test_block_digest_is_xxh64_as_zstd_computes_it(void **state)
 static void test_strerror_has_a_line_per_error(void **state)
 {
     (void)state;
-    int codes[] = {-ENODATA, -EBADMSG, -EPROTONOSUPPORT, -EILSEQ, -ENAMETOOLONG,
-                   -ERANGE,  -EMSGSIZE, -EXDEV,          -EFBIG,  -ENOENT};
+    int codes[] = {-ENODATA, -EBADMSG,  -EPROTONOSUPPORT, -EILSEQ, -ENAMETOOLONG,
+                   -ERANGE,  -EMSGSIZE, -EXDEV,           -EFBIG,  -ENOENT};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         const char *m = pkg_strerror(codes[i]);
         assert_non_null(m);
@@ -663,10 +686,10 @@ static void test_info_json_names_every_field(void **state)
     FILE *m = open_memstream(&text, &n);
     assert_int_equal(pkg_info_print(pkg_get_info(p), true, m), 0);
     fclose(m);
-    const char *keys[] = {"\"format_version\":1", "\"src_version\":\"" V1 "\"",
-                          "\"dst_version\":\"" V2 "\"", "\"src_sha256\":\"", "\"dst_sha256\":\"",
-                          "\"src_size\":524288", "\"block_size\":65536", "\"block_count\":8",
-                          "\"total_size\":"};
+    const char *keys[] = {
+        "\"format_version\":1", "\"src_version\":\"" V1 "\"", "\"dst_version\":\"" V2 "\"",
+        "\"src_sha256\":\"",    "\"dst_sha256\":\"",          "\"src_size\":524288",
+        "\"block_size\":65536", "\"block_count\":8",          "\"total_size\":"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (!strstr(text, keys[i]))
             fail_msg("%s missing in %s", keys[i], text);
@@ -679,7 +702,7 @@ static void test_info_json_names_every_field(void **state)
 /* ---- the dfota-pack command line ------------------------------------- */
 
 /* Runs a shell command line; returns its exit status, stderr in @p err. */
-static int sh(char *err, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int sh(char *err, size_t cap, const char *fmt, ...)
 {
     char cmd[1024];
     va_list ap;

@@ -87,13 +87,20 @@ static struct fx *fx_mem(void)
     return f;
 }
 
-/* A pty port with its symlink in a fresh temporary directory. */
-static struct fx *fx_pty(void)
+/* A fresh temporary directory; f->link is @p name in it. */
+static struct fx *fx_dir(const char *name)
 {
     struct fx *f = fx_new();
     strcpy(f->dir, "/tmp/test_port.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->link, sizeof(f->link), "%s/dfota-sim.tty", f->dir);
+    snprintf(f->link, sizeof(f->link), "%s/%s", f->dir, name);
+    return f;
+}
+
+/* A pty port with its symlink in a fresh temporary directory. */
+static struct fx *fx_pty(void)
+{
+    struct fx *f = fx_dir("dfota-sim.tty");
     struct port_pty_cfg cfg = {.link_path = f->link};
     assert_int_equal(port_pty_new(f->clk, &cfg, &events, f, &f->p), 0);
     return f;
@@ -469,10 +476,7 @@ static void test_garble_samples_data_bits_lsb_first_at_mid_bit(void **state)
 static void test_pty_symlink_points_at_slave_and_goes_on_close(void **state)
 {
     (void)state;
-    struct fx *f = fx_new();
-    strcpy(f->dir, "/tmp/test_port.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->link, sizeof(f->link), "%s/dfota-sim.tty", f->dir);
+    struct fx *f = fx_dir("dfota-sim.tty");
     assert_int_equal(symlink("/dev/pts/stale-from-a-crash", f->link), 0);
     struct port_pty_cfg cfg = {.link_path = f->link};
     assert_int_equal(port_pty_new(f->clk, &cfg, &events, f, &f->p), 0);
@@ -496,10 +500,7 @@ static void test_pty_symlink_points_at_slave_and_goes_on_close(void **state)
 static void test_pty_refuses_to_replace_a_file_that_is_not_a_symlink(void **state)
 {
     (void)state;
-    struct fx *f = fx_new();
-    strcpy(f->dir, "/tmp/test_port.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->link, sizeof(f->link), "%s/precious", f->dir);
+    struct fx *f = fx_dir("precious");
     int fd = open(f->link, O_CREAT | O_WRONLY, 0600);
     assert_true(fd >= 0);
     close(fd);
