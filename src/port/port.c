@@ -239,12 +239,14 @@ int port_write(struct port *p, const void *buf, size_t len)
         p->stats.dropped += len;
         return 0;
     }
+    if (len > PORT_QUEUE_MAX)
+        return -ENOBUFS;
     const uint8_t *src = buf;
     uint8_t *garbled = NULL;
     uint32_t host_bps;
     if (rate_mismatch(p, &host_bps)) {
-        size_t cap = len <= PORT_QUEUE_MAX ? 5 * len : 5 * (size_t)PORT_QUEUE_MAX;
-        garbled = malloc(cap ? cap : 1);
+        size_t cap = 5 * len; /* port_garble()'s bound */
+        garbled = malloc(cap);
         if (!garbled)
             return -ENOMEM;
         len = port_garble(p->rate, host_bps, buf, len, garbled, cap);

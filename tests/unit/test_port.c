@@ -403,6 +403,29 @@ static void test_close_is_async_and_drops_queued_output(void **state)
     fx_finish(f);
 }
 
+static void close_on_data(void *ud, const uint8_t *buf, size_t len)
+{
+    struct fx *f = ud;
+    (void)buf;
+    f->rx_len += len;
+    port_close(f->p, on_port_closed, &f->closed);
+}
+
+static void test_port_may_be_closed_from_its_own_event(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    static const struct port_events closing = {.on_data = close_on_data};
+    assert_int_equal(port_mem_new(f->clk, &closing, f, &f->p), 0);
+    static uint8_t in[3 * 4096];
+    port_mem_feed(f->p, in, sizeof(in)); /* raised in pieces: only the first one */
+    assert_int_equal(f->rx_len, 4096);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_true(f->closed);
+    f->p = NULL;
+    fx_finish(f);
+}
+
 /* ---- port_garble --------------------------------------------------------- */
 
 static void fill_pattern(uint8_t *buf, size_t len)
@@ -508,6 +531,16 @@ static void test_pty_refuses_to_replace_a_file_that_is_not_a_symlink(void **stat
     assert_int_equal(port_pty_new(f->clk, &cfg, &events, f, &f->p), -EEXIST);
     f->p = NULL;
     unlink(f->link);
+    fx_finish(f);
+}
+
+static void test_pty_without_symlink_is_named_by_its_slave(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    assert_int_equal(port_pty_new(f->clk, NULL, NULL, NULL, &f->p), 0);
+    assert_string_equal(port_name(f->p), port_slave_path(f->p));
+    assert_memory_equal(port_name(f->p), "/dev/pts/", 9);
     fx_finish(f);
 }
 
@@ -714,11 +747,13 @@ int main(void)
         cmocka_unit_test(test_paced_input_is_read_no_faster_than_the_rate),
         cmocka_unit_test(test_strict_rate_garbles_output_only_on_mismatch),
         cmocka_unit_test(test_close_is_async_and_drops_queued_output),
+        cmocka_unit_test(test_port_may_be_closed_from_its_own_event),
         cmocka_unit_test(test_garble_is_identity_at_equal_rates),
         cmocka_unit_test(test_garble_at_mismatched_rates_is_deterministic_garbage),
         cmocka_unit_test(test_garble_samples_data_bits_lsb_first_at_mid_bit),
         cmocka_unit_test(test_pty_symlink_points_at_slave_and_goes_on_close),
         cmocka_unit_test(test_pty_refuses_to_replace_a_file_that_is_not_a_symlink),
+        cmocka_unit_test(test_pty_without_symlink_is_named_by_its_slave),
         cmocka_unit_test(test_pty_host_open_and_close_raise_on_host),
         cmocka_unit_test(test_pty_module_output_reaches_the_host),
         cmocka_unit_test(test_pty_host_input_raises_on_data),
