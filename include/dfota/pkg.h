@@ -10,21 +10,27 @@
  * block not yet done, and every block is checked on its own (XXH64 in the
  * block table). The byte layout is described in src/pkg/pkg_int.h.
  *
- * Errors are 0 or a negative errno. pkg_open() tells corruption classes
- * apart (checked in this order):
- *   -ENODATA          truncated: shorter than the header or than the
- *                     package's total size
+ * Errors are 0 or a negative errno. pkg_open() gives each corruption
+ * class its own code:
+ *   -ENODATA          truncated: shorter than the fixed header, the header
+ *                     its header-size field gives, or the package's total
  *   -EBADMSG          bad magic: not one of our packages (an opaque vendor
  *                     package); from pkg_verify()/pkg_apply_block(): a
  *                     corrupt frame or a block digest mismatch
  *   -EPROTONOSUPPORT  unsupported format version
  *   -EILSEQ           header checksum mismatch
- *   -ENAMETOOLONG     a version string is not NUL-terminated within
+ *   -ENAMETOOLONG     a version string not NUL-terminated within
  *                     PKG_VERSION_MAX characters
- *   -ERANGE           a field or block table entry out of bounds (sizes,
- *                     block size/count, frame or prefix past the data,
- *                     reserved bytes set, non-printable version)
+ *   -ERANGE           a field or block table entry out of bounds: zero or
+ *                     huge sizes, block size/count that do not fit the
+ *                     target, a frame or prefix past its data, frames that
+ *                     do not tile the payload, reserved bits set, a
+ *                     non-printable or empty version
  *   -EMSGSIZE         bytes after the end of the package
+ * The checks run in the order magic, format version, header length,
+ * checksum, versions, sizes, file length, block table: a damaged byte
+ * gets the first class it breaks (a flipped header bit anywhere but the magic,
+ * format version or header-size field is -EILSEQ).
  * Others: -EINVAL bad argument, -ENOMEM, -ENOSPC output buffer too small,
  * -EXDEV source image is not the package's source, -EFBIG image too large,
  * -ENOENT an image that is not one of ours. pkg_strerror() gives a

@@ -119,7 +119,7 @@ struct fn {
 };
 
 struct gen {
-    uint64_t vhash; /* 0 for the base */
+    uint64_t vhash; /* of the version string */
     uint32_t n_slots, n_strings;
     struct fn *fns;
     size_t n_fns;
@@ -333,8 +333,6 @@ static uint64_t fnv1a(const char *s)
 /* What a version does to slot or string @p i: a number below 10000. */
 static uint32_t roll(uint64_t vhash, uint32_t i, uint32_t what)
 {
-    if (!vhash)
-        return UINT32_MAX; /* the base changes nothing */
     return (uint32_t)(hash3(vhash, i, what) % 10000);
 }
 
