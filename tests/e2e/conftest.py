@@ -18,7 +18,7 @@ SIM = BUILD / "dfota-sim"
 PACK = BUILD / "dfota-pack"
 
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: [^\r\n]*|CONNECT)\r\n")
-DEADLINE = 10.0  # seconds any single expected event may take on a slow CI box
+DEADLINE = 30.0  # seconds any single expected event may take on a slow (sanitizer) build
 BOOT_URCS = [b"RDY", b"APP RDY", b"+CFUN: 1", b"+CPIN: READY", b"+QUSIM: 1", b"+QIND: SMS DONE"]
 
 
