@@ -441,8 +441,8 @@ static void end_line(struct at_engine *e, int result)
         add_result(e, &e->resp, result);
     send_resp(e);
     e->busy = false;
-    if (e->urc_head)
-        dclock_timer_start(&e->gap, e->cfg.urc_gap_ms);
+    /* URCs, queued or yet to come, keep a gap after the final result */
+    dclock_timer_start(&e->gap, e->cfg.urc_gap_ms);
     if (e->pend_len) {
         /* input that came while the command ran: assemble it now */
         size_t n = e->pend_len;
