@@ -36,6 +36,8 @@ static void usage(FILE *f)
                "  --wait-open        power on only when a host first opens the port\n"
                "  --opaque-target V  accept packages not made by dfota-pack, updating to V\n"
                "  --no-percent-sign  UPDATING,5 instead of UPDATING,5%%\n"
+               "  --pace-uart        the UART carries bytes no faster than the AT+IPR rate\n"
+               "                     (always in the realistic profile)\n"
                "  --preload-package FILE  put FILE in the NAND package slot at start (tests)\n"
                "  --trace FILE       timestamped wire trace of both directions\n"
                "  -v                 more log on stderr (twice: debug)\n"
@@ -75,13 +77,14 @@ int main(int argc, char **argv)
     struct modem_cfg cfg = {0};
     enum {
         O_UART = 256, O_USB, O_STATE, O_MODEL, O_FW, O_PROFILE, O_SCALE, O_WAIT, O_TRACE,
-        O_OPAQUE, O_NOPCT, O_PRELOAD, O_HELP, O_VER
+        O_OPAQUE, O_NOPCT, O_PACE, O_PRELOAD, O_HELP, O_VER
     };
     static const struct option opts[] = {
         {"uart", required_argument, 0, O_UART},
         {"usb", required_argument, 0, O_USB},
         {"opaque-target", required_argument, 0, O_OPAQUE},
         {"no-percent-sign", no_argument, 0, O_NOPCT},
+        {"pace-uart", no_argument, 0, O_PACE},
         {"preload-package", required_argument, 0, O_PRELOAD},
         {"state-dir", required_argument, 0, O_STATE},
         {"model", required_argument, 0, O_MODEL},
@@ -102,6 +105,7 @@ int main(int argc, char **argv)
         case O_USB: cfg.usb_path = optarg; break;
         case O_OPAQUE: cfg.opaque_target = optarg; break;
         case O_NOPCT: cfg.no_percent_sign = true; break;
+        case O_PACE: cfg.pace_uart = true; break;
         case O_PRELOAD: cfg.preload_package = optarg; break;
         case O_STATE: cfg.state_dir = optarg; break;
         case O_MODEL: cfg.model = optarg; break;

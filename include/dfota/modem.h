@@ -54,6 +54,7 @@ struct modem_timing {
     uint32_t power_down;    /**< AT+QPOWD OK -> NORMAL POWER DOWN */
     uint32_t fota_stage;    /**< between DFOTA stages (RESETTING, START, END) */
     uint32_t update_ms_per_mb; /**< applying a delta: module time per MB of image (0: as fast as it runs) */
+    bool pace_uart;         /**< the UART carries bytes no faster than the AT+IPR rate, both ways */
 };
 
 /** The profile called @p name (fast, standard, realistic), NULL if unknown. */
@@ -83,6 +84,8 @@ struct modem_cfg {
     const char *opaque_target; /**< accept packages without our magic, updating to this version */
     const char *preload_package; /**< a file put into the package slot at start (tests) */
     bool no_percent_sign;   /**< UPDATING 5 instead of the note's transcript's 5% */
+    bool pace_uart;         /**< UART at the AT+IPR rate both ways, as a real one (the
+                                 realistic profile always is); off: as fast as the pty */
     int verbose;            /**< log level on stderr: 0 warnings, 1 info, 2 debug */
     /* Seams (STYLE.md 11), NULL for the real thing: */
     struct dclock *clock;   /**< borrowed; NULL: a real clock at time_scale */

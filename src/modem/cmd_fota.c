@@ -11,80 +11,40 @@
 #define URL_MAX 700 /* <HTTP_URL>/<CoAP_URL>: "The maximum length is 700 bytes" */
 #define COM_TIMEOUT_DEFAULT_S 5
 
-uint16_t modem_xor16(uint16_t acc, uint64_t offset, const uint8_t *buf, size_t len)
-{
-    /* big-endian 16-bit words; a byte at an even offset is a high byte, so
-     * an odd last byte counts as the high byte with a zero low byte */
-    for (size_t i = 0; i < len; i++)
-        acc ^= (uint16_t)((offset + i) % 2 == 0 ? buf[i] << 8 : buf[i]);
-    return acc;
-}
-
 /* ---- AT+QFOTADL="COM:",<file_size>[,<timeout>] (2.2.3.3) -------------- */
 
-static void upload_end(struct modem_upload *u, bool complete)
+static int com_write(struct modem_upload *u, const uint8_t *buf, size_t len)
 {
-    struct modem_chan *c = u->chan;
-    struct modem *m = c->m;
-    dclock_timer_stop(&u->idle);
-    int r = store_slot_finish(u->slot);
-    u->slot = NULL;
-    u->active = false;
-    if (r) {
-        modem_log(m, 0, "package upload: cannot keep the slot: %s", strerror(-r));
-        at_engine_finish(c->at, FOTA_UNKNOWN);
-        return;
-    }
-    at_engine_reply(c->at, "+QFOTADL: %llu,%x", (unsigned long long)u->got, u->sum);
-    at_engine_finish(c->at, AT_OK);
-    /* only a whole package starts the update; a cut one waits in the slot */
-    if (complete)
-        fota_package_ready(m->fota);
-}
-
-static void upload_data(void *ud, const uint8_t *buf, size_t len)
-{
-    struct modem_upload *u = ud;
-    if (!u->active)
-        return;
-    int r = store_slot_write(u->slot, buf, len);
-    if (r) {
+    int r = store_slot_write(u->w.slot, buf, len);
+    if (r)
         modem_log(u->chan->m, 0, "package upload: slot write failed: %s", strerror(-r));
-        at_engine_leave_data(u->chan->at);
-        upload_end(u, false);
-        return;
+    return r;
+}
+
+/* What arrived stays in the slot however the upload ended (2.2.3.3 note 2). */
+static int com_end(struct modem_upload *u, enum modem_upload_end how, int err)
+{
+    (void)how;
+    (void)err;
+    int r = store_slot_finish(u->w.slot);
+    u->w.slot = NULL;
+    if (r) {
+        modem_log(u->chan->m, 0, "package upload: cannot keep the slot: %s", strerror(-r));
+        return FOTA_UNKNOWN;
     }
-    u->sum = modem_xor16(u->sum, u->got, buf, len);
-    u->got += len;
-    if (u->got >= u->want) {
-        at_engine_leave_data(u->chan->at);
-        upload_end(u, true);
-        return;
-    }
-    dclock_timer_start(&u->idle, u->timeout_ms);
+    return AT_OK;
 }
 
-static size_t upload_remaining(void *ud)
+/* only a whole package starts the update; a cut one waits in the slot */
+static void com_after(struct modem_upload *u, enum modem_upload_end how)
 {
-    struct modem_upload *u = ud;
-    return (size_t)(u->want - u->got);
+    if (how == UPLOAD_FULL)
+        fota_package_ready(u->chan->m->fota);
 }
 
-static void upload_escape(void *ud)
-{
-    upload_end(ud, false);
-}
+static const struct modem_upload_sink com_sink = {"+QFOTADL", com_write, com_end, com_after};
 
-static void upload_idle(struct dclock_timer *t)
-{
-    struct modem_upload *u = t->data;
-    at_engine_leave_data(u->chan->at);
-    upload_end(u, false);
-}
-
-static const struct at_data_ops upload_ops = {upload_data, upload_remaining, upload_escape};
-
-static int com_upload(struct at_engine *e, struct modem_chan *c, const struct at_args *a)
+static int com_upload(struct modem_chan *c, const struct at_args *a)
 {
     struct modem *m = c->m;
     int64_t size, timeout = COM_TIMEOUT_DEFAULT_S;
@@ -94,33 +54,12 @@ static int com_upload(struct at_engine *e, struct modem_chan *c, const struct at
     if (at_args_present(a, 2) &&
         (at_args_int(a, 2, &timeout) != 0 || timeout <= 0 || timeout > 3600))
         return FOTA_CME_PARAM;
-    struct modem_upload *u = &c->upload;
-    int r = store_slot_begin(m->store, cap, &u->slot);
+    int r = store_slot_begin(m->store, cap, &c->upload.w.slot);
     if (r) {
         modem_log(m, 0, "package upload: cannot open the slot: %s", strerror(-r));
         return FOTA_UNKNOWN;
     }
-    u->chan = c;
-    u->want = (uint64_t)size;
-    u->got = 0;
-    u->sum = 0;
-    u->timeout_ms = (uint32_t)timeout * 1000;
-    u->active = true;
-    dclock_timer_init(m->clk, &u->idle, upload_idle, u);
-    dclock_timer_start(&u->idle, u->timeout_ms);
-    at_engine_enter_data(e, &upload_ops, u);
-    return AT_CONNECT;
-}
-
-void modem_upload_abort(struct modem_chan *c)
-{
-    struct modem_upload *u = &c->upload;
-    if (!u->active)
-        return;
-    dclock_timer_stop(&u->idle);
-    store_slot_finish(u->slot); /* what arrived stays, as after a power cut */
-    u->slot = NULL;
-    u->active = false;
+    return modem_upload_start(c, &com_sink, (uint64_t)size, (uint32_t)timeout * 1000, false);
 }
 
 /* ---- AT+QFOTADL ---------------------------------------------------- */
@@ -145,7 +84,7 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
     const char *url;
     if (at_args_str(a, 0, &url) == 0) {
         if (strcasecmp(url, "COM:") == 0)
-            return com_upload(e, c, a);
+            return com_upload(c, a);
         if (at_args_count(a) != 1 || strlen(url) > URL_MAX || !url_scheme_ok(url))
             return FOTA_CME_PARAM;
         /* HTTP(S) and CoAP(S) downloads come with the transport layer */

@@ -64,15 +64,19 @@ static void trace(struct modem *m, const struct modem_chan *c, char dir, const v
 
 /* ---- ports ----------------------------------------------------------- */
 
-static void chan_output(void *ud, const char *buf, size_t len)
+void modem_chan_write(struct modem_chan *c, const void *buf, size_t len)
 {
-    struct modem_chan *c = ud;
     if (!c->port)
         return;
     trace(c->m, c, '>', buf, len);
     int r = port_write(c->port, buf, len);
     if (r < 0)
         modem_log(c->m, 0, "%s: output lost (%s)", c->name, strerror(-r));
+}
+
+static void chan_output(void *ud, const char *buf, size_t len)
+{
+    modem_chan_write(ud, buf, len);
 }
 
 static void chan_data(void *ud, const uint8_t *buf, size_t len)
@@ -123,9 +127,13 @@ static void chan_port_close(struct modem_chan *c, void (*cb)(void *), void *arg)
 {
     struct port *p = c->port;
     c->port = NULL;
-    if (p && c->own_port)
+    if (p && c->own_port) {
         port_close(p, cb, arg);
-    else if (cb)
+        return;
+    }
+    if (p) /* the caller's port outlives us: it must not call into a freed modem */
+        port_set_events(p, NULL, NULL);
+    if (cb)
         cb(arg);
 }
 
@@ -146,6 +154,8 @@ static int chan_open(struct modem *m, const char *name, struct port *given, cons
         r = at_engine_add_table(c->at, modem_cmds_network, modem_cmds_network_n, c);
     if (!r)
         r = at_engine_add_table(c->at, modem_cmds_fota, modem_cmds_fota_n, c);
+    if (!r)
+        r = at_engine_add_table(c->at, modem_cmds_file, modem_cmds_file_n, c);
     if (!r && given) {
         c->port = given;
         port_set_events(given, &chan_events, c);
@@ -211,8 +221,10 @@ void modem_profile_apply(struct modem *m, const struct modem_profile *p)
 
 void modem_set_ipr(struct modem *m, uint32_t rate)
 {
-    /* the UART only: the USB port has no line rate */
-    port_set_rate(m->chan[0].port, rate, false, false);
+    /* the UART only: the USB port has no line rate; --pace-uart (and the
+     * realistic profile) make it a real UART's, bytes no faster either way */
+    bool pace = m->cfg.pace_uart || m->timing->pace_uart;
+    port_set_rate(m->chan[0].port, rate, pace, pace);
 }
 
 /* Stored as one line "E1 V1 Q0 CMEE1 D2 IPR115200". */
@@ -365,24 +377,26 @@ static void enter_power(struct modem *m, enum modem_power p)
 /* DFOTA mode (app note 2.2.3.1 note 1): the UART reports at the AT+IPR rate
  * when it is one the note lists, else at 115200, and a host listening at
  * another speed gets what a mismatched UART delivers; the USB port is gone
- * until the module reboots. */
+ * until the module reboots. Entering DFOTA mode is a reset, so the rate is
+ * the one AT&W saved: an unsaved AT+IPR is lost, as on the real module. */
 static void set_dfota_line(struct modem *m, bool on)
 {
     struct port *uart = m->chan[0].port;
     if (on) {
-        uint32_t ipr = port_rate(uart);
-        uint32_t rate = modem_ipr_urc_rate(ipr) ? ipr : 115200;
-        if (rate != ipr)
-            modem_log(m, 0, "AT+IPR=%u is no DFOTA URC rate: reporting at 115200", (unsigned)ipr);
-        m->ipr_before_dfota = ipr;
+        struct modem_profile saved;
+        modem_profile_load(m, &saved);
+        uint32_t rate = modem_ipr_urc_rate(saved.ipr) ? saved.ipr : 115200;
+        if (rate != saved.ipr)
+            modem_log(m, 0, "AT+IPR=%u is no DFOTA URC rate: reporting at 115200",
+                      (unsigned)saved.ipr);
         port_set_rate(uart, rate, true, false);
         port_set_strict_rate(uart, true);
         for (unsigned i = 1; i < m->nchan; i++)
             chan_port_close(&m->chan[i], NULL, NULL);
         return;
     }
+    /* the reboot's cold state sets the rate again */
     port_set_strict_rate(uart, false);
-    port_set_rate(uart, m->ipr_before_dfota, false, false);
     for (unsigned i = 1; i < m->nchan; i++)
         if (!m->chan[i].port && !m->closing)
             chan_port_open(&m->chan[i]);
@@ -405,12 +419,25 @@ static void fota_enter_hook(void *ud)
 
 static void power_on(struct modem *m);
 
+/* The reboot after END waits until the paced UART has sent all it holds,
+ * as the firmware lets its UART drain before it resets: at a low AT+IPR
+ * rate the last URCs would otherwise be lost or sent at the new rate. */
+static void on_drain(struct dclock_timer *t)
+{
+    struct modem *m = t->data;
+    if (!port_output_idle(m->chan[0].port)) {
+        dclock_timer_start(&m->drain_timer, 5);
+        return;
+    }
+    set_dfota_line(m, false);
+    power_on(m);
+}
+
 static void fota_reboot_hook(void *ud, const char *firmware)
 {
     struct modem *m = ud;
     snprintf(m->firmware, sizeof(m->firmware), "%s", firmware);
-    set_dfota_line(m, false);
-    power_on(m);
+    on_drain(&m->drain_timer);
 }
 
 static const struct fota_hooks fota_hooks = {
@@ -569,6 +596,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
     }
     dclock_timer_init(m->clk, &m->power_timer, on_power_timer, m);
     dclock_timer_init(m->clk, &m->action_timer, on_action, m);
+    dclock_timer_init(m->clk, &m->drain_timer, on_drain, m);
 
     const char *dir = cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
     r = store_open(dir, &m->store);
@@ -634,6 +662,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
 fail:
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
+    dclock_timer_stop(&m->drain_timer);
     for (unsigned i = 0; i < m->nchan; i++)
         chan_port_close(&m->chan[i], NULL, NULL);
     if (m->own_clock)
@@ -660,16 +689,15 @@ void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
     m->close_arg = arg;
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
+    dclock_timer_stop(&m->drain_timer);
     set_input(m, AT_INPUT_OFF);
     fota_free(m->fota);
     m->fota = NULL;
     m->closing = 1; /* held until every close below is started */
     for (unsigned i = 0; i < m->nchan; i++) {
         modem_upload_abort(&m->chan[i]);
-        if (m->chan[i].port && m->chan[i].own_port) {
-            m->closing++;
-            chan_port_close(&m->chan[i], close_step, m);
-        }
+        m->closing++;
+        chan_port_close(&m->chan[i], close_step, m);
     }
     if (m->own_clock) {
         m->closing++;

@@ -39,14 +39,41 @@ struct modem_profile {
     uint32_t ipr;
 };
 
-/* A package upload over an AT port (AT+QFOTADL="COM:"). */
+struct modem_upload;
+
+/* How a data-mode upload ended. */
+enum modem_upload_end {
+    UPLOAD_FULL,    /* <file_size> bytes arrived */
+    UPLOAD_ESCAPED, /* +++ or DTR */
+    UPLOAD_IDLE,    /* <timeout> passed with no byte */
+    UPLOAD_FAILED,  /* the sink refused a chunk */
+    UPLOAD_CUT,     /* a reset or power-down: no final result */
+};
+
+/* Where an upload's bytes go and how it reports: AT+QFOTADL="COM:" into
+ * the NAND slot, AT+QFUPL into an EFS file. */
+struct modem_upload_sink {
+    const char *report; /* "+QFOTADL", "+QFUPL": prefix of "<upload_size>,<checksum>" */
+    int (*write)(struct modem_upload *u, const uint8_t *buf, size_t len);
+    /* Keeps or drops what arrived (@p err: the failed write's); returns the
+     * final result, AT_OK printing the report. */
+    int (*end)(struct modem_upload *u, enum modem_upload_end how, int err);
+    /* Optional: runs after the final result. */
+    void (*after)(struct modem_upload *u, enum modem_upload_end how);
+};
+
+/* A data-mode upload over an AT port. */
 struct modem_upload {
+    const struct modem_upload_sink *sink; /* NULL: none running */
     struct modem_chan *chan;
-    struct store_slot_writer *slot;
+    union {
+        struct store_slot_writer *slot;
+        struct store_efs_writer *efs;
+    } w;
     uint64_t want, got;
     uint16_t sum;
     uint32_t timeout_ms;
-    bool active;
+    bool ack; /* AT+QFUPL <ackmode> 1 */
     struct dclock_timer idle;
 };
 
@@ -84,6 +111,7 @@ struct modem {
     struct dclock_timer power_timer;
     struct dclock_timer action_timer; /* a reset/power-down asked for by a handler */
     enum modem_power pending_power;
+    struct dclock_timer drain_timer;  /* reboot after END once the UART is idle */
     unsigned boot_step;
     bool ready_told;
 
@@ -93,7 +121,6 @@ struct modem {
     int reg_urc[3];     /* <n> of AT+CREG, +CEREG, +CGREG */
     struct modem_net net;
     int dtr_mode;       /* AT&D */
-    uint32_t ipr_before_dfota;
 
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -103,6 +130,9 @@ struct modem {
 /* logging */
 void modem_log(const struct modem *m, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Writes module output to one AT port (traced); dropped while it is gone. */
+void modem_chan_write(struct modem_chan *c, const void *buf, size_t len);
 
 /* Posts a URC on every AT port. */
 void modem_urc(struct modem *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -131,12 +161,21 @@ extern const struct at_cmd modem_cmds_network[];
 extern const size_t modem_cmds_network_n;
 extern const struct at_cmd modem_cmds_fota[];
 extern const size_t modem_cmds_fota_n;
+extern const struct at_cmd modem_cmds_file[];
+extern const size_t modem_cmds_file_n;
 
 /* <check_sum> of AT+QFOTADL="COM:" and AT+QFUPL: XOR of big-endian 16-bit
  * words; @p offset is where @p buf starts in the file. */
 uint16_t modem_xor16(uint16_t acc, uint64_t offset, const uint8_t *buf, size_t len);
-/* Ends an upload cut by a reset or power-down; what arrived stays. */
+/* Starts the upload of @p want bytes on @p c into @p sink, whose writer
+ * the caller has put in c->upload.w; enters data mode. Returns AT_CONNECT. */
+int modem_upload_start(struct modem_chan *c, const struct modem_upload_sink *sink, uint64_t want,
+                       uint32_t timeout_ms, bool ack);
+/* Ends an upload cut by a reset or power-down (its sink decides what stays). */
 void modem_upload_abort(struct modem_chan *c);
+/* The FILE error code (file_codes.h) of store error @p err (a negative
+ * errno); @p fallback for an errno that names no cause of its own. */
+int modem_file_err(int err, int fallback);
 
 /* The rates AT+IPR takes; whether a rate also carries DFOTA-mode URCs. */
 bool modem_ipr_valid(uint32_t rate);

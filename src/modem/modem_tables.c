@@ -24,11 +24,12 @@ const struct modem_model *modem_model_at(unsigned i)
 }
 
 /* fast: CI, everything in tens of milliseconds; standard: seconds;
- * realistic: what a BG95 takes (boot ~5 s, a DFOTA update minutes). */
+ * realistic: what a BG95 takes (boot ~5 s, a DFOTA update minutes), its
+ * UART paced at the AT+IPR rate. */
 static const struct modem_timing timings[] = {
-    {"fast", 30, 15, 5, 5, 40, 20, 20, 0},
-    {"standard", 1500, 500, 100, 20, 1000, 300, 500, 2000},
-    {"realistic", 4500, 1200, 300, 20, 3000, 1000, 2000, 60000},
+    {"fast", 30, 15, 5, 5, 40, 20, 20, 0, false},
+    {"standard", 1500, 500, 100, 20, 1000, 300, 500, 2000, false},
+    {"realistic", 4500, 1200, 300, 20, 3000, 1000, 2000, 60000, true},
 };
 
 const struct modem_timing *modem_timing_find(const char *name)
