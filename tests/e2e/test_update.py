@@ -6,6 +6,7 @@ import json
 import random
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -246,3 +247,42 @@ def test_resume_continues_rather_than_restarting(make_modem, tmp_path):
     pcts = check_cycle(urcs, 0)
     assert pcts[0] > 50, pcts  # it went on from the journal
     m.stop()
+
+
+def test_dfota_urcs_go_out_paced_at_the_saved_ipr_rate(make_modem, tmp_path):
+    pkg = pack(tmp_path, OLD, NEW)
+    m = make_modem("--preload-package", str(pkg))
+    m.wait_boot()
+    m.cmd("ATE0")
+    assert m.cmd("AT+IPR=9600;&W") == b"\r\nOK\r\n"
+    m.close()
+    m.open(baudrate=9600)
+    m.cmd("AT+QFOTADL=1")
+    m.read_until(b'"RESETTING"\r\n')
+    raw = m.read_until(b'"START"\r\n')
+    t0 = time.monotonic()
+    raw = m.read_until(b'"END",0\r\n', deadline=60)
+    took = time.monotonic() - t0
+    assert raw.endswith(b'\r\n+QIND: "FOTA","END",0\r\n')
+    assert b'"UPDATING",100%' in raw
+    # a paced line cannot deliver faster than 10 bits per byte at 9600 bps
+    # (a lower bound only: a slow machine makes it longer, never shorter)
+    assert took >= 0.9 * len(raw) * 10 / 9600, (took, len(raw))
+    m.wait_boot()
+
+
+def test_host_at_another_speed_gets_garbled_dfota_urcs(make_modem, tmp_path):
+    pkg = pack(tmp_path, OLD, NEW)
+    m = make_modem("--preload-package", str(pkg))
+    m.wait_boot()
+    m.cmd("ATE0")
+    m.cmd("AT+IPR=921600;&W")  # the host stays at 115200
+    m.cmd("AT+QFOTADL=1")
+    m.read_until(b'"RESETTING"\r\n')
+    raw = m.read_until(b"+QIND: SMS DONE\r\n", deadline=60)  # normal mode again
+    dfota = raw[:raw.index(b"RDY")]
+    assert b'"FOTA","START"' not in dfota and b'"END",0' not in dfota
+    assert len(dfota) > 0  # something arrived, as a mismatched UART delivers
+    assert "DFOTA" in m.log() or "speed" in m.log() or "rate" in m.log()
+    m.cmd("ATE0")
+    assert m.cmd("AT+QGMR") == f"\r\n{NEW}\r\n\r\nOK\r\n".encode()
