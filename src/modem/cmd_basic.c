@@ -5,13 +5,21 @@
 
 #define CHAN(ud) ((struct modem_chan *)(ud))
 
-/* ATE, ATV, ATQ: a flag 0/1, no number meaning 0. */
+/* The number of a basic command (ATE1, AT&D2): none means 0 (V.250);
+ * false when it is beyond @p max. */
+static bool basic_number(enum at_form form, const struct at_args *a, int64_t max, int64_t *v)
+{
+    *v = 0;
+    if (form == AT_FORM_SET && at_args_int(a, 0, v) != 0)
+        return false;
+    return *v >= 0 && *v <= max;
+}
+
+/* ATE, ATV, ATQ: a flag 0/1. */
 static int set_flag(enum at_form form, const struct at_args *a, bool *flag)
 {
-    int64_t v = 0;
-    if (form == AT_FORM_SET && at_args_int(a, 0, &v) != 0)
-        return AT_ERROR;
-    if (v != 0 && v != 1)
+    int64_t v;
+    if (!basic_number(form, a, 1, &v))
         return AT_ERROR;
     *flag = v == 1;
     return AT_OK;
@@ -38,8 +46,8 @@ static int h_quiet(struct at_engine *e, enum at_form form, const struct at_args 
 static int h_info(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     struct modem *m = CHAN(ud)->m;
-    int64_t v = 0;
-    if (form == AT_FORM_SET && (at_args_int(a, 0, &v) != 0 || v != 0))
+    int64_t v;
+    if (!basic_number(form, a, 0, &v))
         return AT_ERROR;
     at_engine_reply(e, "Quectel");
     at_engine_reply(e, "%s", m->model->name);
@@ -55,8 +63,8 @@ static int h_info(struct at_engine *e, enum at_form form, const struct at_args *
 static int h_factory(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     (void)e;
-    int64_t v = 0;
-    if (form == AT_FORM_SET && (at_args_int(a, 0, &v) != 0 || v != 0))
+    int64_t v;
+    if (!basic_number(form, a, 0, &v))
         return AT_ERROR;
     struct modem *m = CHAN(ud)->m;
     struct modem_profile p;
@@ -69,8 +77,8 @@ static int h_factory(struct at_engine *e, enum at_form form, const struct at_arg
 static int h_save(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     (void)e;
-    int64_t v = 0;
-    if (form == AT_FORM_SET && (at_args_int(a, 0, &v) != 0 || v != 0))
+    int64_t v;
+    if (!basic_number(form, a, 0, &v))
         return AT_ERROR;
     struct modem *m = CHAN(ud)->m;
     struct modem_profile p;
@@ -83,8 +91,8 @@ static int h_save(struct at_engine *e, enum at_form form, const struct at_args *
 static int h_restore(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     (void)e;
-    int64_t v = 0;
-    if (form == AT_FORM_SET && (at_args_int(a, 0, &v) != 0 || v != 0))
+    int64_t v;
+    if (!basic_number(form, a, 0, &v))
         return AT_ERROR;
     struct modem *m = CHAN(ud)->m;
     struct modem_profile p;
@@ -96,10 +104,8 @@ static int h_restore(struct at_engine *e, enum at_form form, const struct at_arg
 static int h_dtr(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     (void)e;
-    int64_t v = 0;
-    if (form == AT_FORM_SET && at_args_int(a, 0, &v) != 0)
-        return AT_ERROR;
-    if (v < 0 || v > 2)
+    int64_t v;
+    if (!basic_number(form, a, 2, &v))
         return AT_ERROR;
     CHAN(ud)->m->dtr_mode = (int)v;
     return AT_OK;
