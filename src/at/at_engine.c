@@ -467,7 +467,8 @@ static bool command_done(struct at_engine *e, int result)
     case AT_CONNECT:
         add_result(e, &e->resp, AT_CONNECT);
         send_resp(e);
-        return false; /* the line's rest is dropped; data mode ends the command */
+        e->ended = true; /* what follows on the line is dropped: data comes next */
+        return false;
     case AT_OK:
         if (!e->ended)
             return true;
