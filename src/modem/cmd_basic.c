@@ -82,7 +82,7 @@ static int h_save(struct at_engine *e, enum at_form form, const struct at_args *
         return AT_ERROR;
     struct modem *m = CHAN(ud)->m;
     struct modem_profile p;
-    modem_profile_capture(m, &p);
+    modem_profile_capture(CHAN(ud), &p);
     if (modem_profile_save(m, &p) != 0)
         return AT_ERROR;
     return AT_OK;

@@ -15,7 +15,23 @@ uint16_t modem_xor16(uint16_t acc, uint64_t offset, const uint8_t *buf, size_t l
 {
     /* big-endian 16-bit words; a byte at an even offset is a high byte, so
      * an odd last byte counts as the high byte with a zero low byte */
-    for (size_t i = 0; i < len; i++)
+    size_t i = 0;
+    if (len && offset % 2) {
+        acc ^= buf[0];
+        i = 1;
+    }
+    /* bulk: XOR 8 bytes at a time, then fold even (high) and odd (low)
+     * positions; i is at an even file offset here */
+    uint64_t wide = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, buf + i, 8);
+        wide ^= w;
+    }
+    uint8_t b[8];
+    memcpy(b, &wide, 8);
+    acc ^= (uint16_t)((b[0] ^ b[2] ^ b[4] ^ b[6]) << 8 | (b[1] ^ b[3] ^ b[5] ^ b[7]));
+    for (; i < len; i++)
         acc ^= (uint16_t)((offset + i) % 2 == 0 ? buf[i] << 8 : buf[i]);
     return acc;
 }

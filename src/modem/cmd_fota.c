@@ -30,7 +30,7 @@ static int com_end(struct modem_upload *u, enum modem_upload_end how, int err)
     u->w.slot = NULL;
     if (r) {
         modem_log(u->chan->m, 0, "package upload: cannot keep the slot: %s", strerror(-r));
-        return FOTA_UNKNOWN;
+        return AT_ERROR;
     }
     return AT_OK;
 }
@@ -57,12 +57,23 @@ static int com_upload(struct modem_chan *c, const struct at_args *a)
     int r = store_slot_begin(m->store, cap, &c->upload.w.slot);
     if (r) {
         modem_log(m, 0, "package upload: cannot open the slot: %s", strerror(-r));
-        return FOTA_UNKNOWN;
+        return r == -EBUSY ? FOTA_CME_BUSY : AT_ERROR;
     }
     return modem_upload_start(c, &com_sink, (uint64_t)size, (uint32_t)timeout * 1000, false);
 }
 
 /* ---- AT+QFOTADL ---------------------------------------------------- */
+
+/* A package upload on any AT port is a DFOTA job as much as an update is. */
+static bool job_running(const struct modem *m)
+{
+    if (fota_busy(m->fota))
+        return true;
+    for (unsigned i = 0; i < m->nchan; i++)
+        if (m->chan[i].upload.sink == &com_sink)
+            return true;
+    return false;
+}
 
 static bool url_scheme_ok(const char *url)
 {
@@ -79,7 +90,7 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
     struct modem *m = c->m;
     if (form == AT_FORM_TEST)
         return AT_OK;
-    if (fota_busy(m->fota))
+    if (job_running(m))
         return FOTA_CME_BUSY;
     const char *url;
     if (at_args_str(a, 0, &url) == 0) {
@@ -92,10 +103,13 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
         return AT_CME_NOT_SUPPORTED;
     }
     int64_t op, arg = 0;
+    int r;
     if (at_args_int(a, 0, &op) != 0)
         return FOTA_CME_PARAM;
     bool has_arg = at_args_present(a, 1);
-    if (at_args_count(a) > 2 || (has_arg && at_args_int(a, 1, &arg) != 0))
+    /* "AT+QFOTADL=4," has an (empty) extra argument: invalid, not absent */
+    if (at_args_count(a) > 2 || (at_args_count(a) == 2 && !has_arg) ||
+        (has_arg && at_args_int(a, 1, &arg) != 0))
         return FOTA_CME_PARAM;
     switch (op) {
     case 1: /* start the update from the slot */
@@ -119,7 +133,8 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
     case 5: /* delete it */
         if (has_arg)
             return FOTA_CME_PARAM;
-        return store_slot_delete(m->store) == 0 ? AT_OK : FOTA_UNKNOWN;
+        r = store_slot_delete(m->store);
+        return r == 0 || r == -ENOENT ? AT_OK : AT_ERROR; /* an empty slot is deleted already */
     default: /* 2 is reserved */
         return FOTA_CME_PARAM;
     }

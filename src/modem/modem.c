@@ -94,6 +94,10 @@ static void chan_host(void *ud, bool open)
     modem_log(c->m, 1, "%s: host %s the port", c->name, open ? "opened" : "closed");
     if (open && c->m->power == PWR_OFF)
         power_on(c->m);
+    /* closing a tty drops DTR (hang-up on close): with AT&D1/2 that ends
+     * data mode, so a host that reopens is not talking into an upload */
+    if (!open && c->m->dtr_mode != 0)
+        at_engine_dtr_drop(c->at);
 }
 
 static void chan_dtr(void *ud, bool asserted)
@@ -195,9 +199,10 @@ void modem_profile_factory(struct modem_profile *p)
         .echo = true, .verbose = true, .quiet = false, .cmee = 1, .dtr_mode = 2, .ipr = 115200};
 }
 
-void modem_profile_capture(struct modem *m, struct modem_profile *p)
+void modem_profile_capture(struct modem_chan *c, struct modem_profile *p)
 {
-    const struct at_settings *s = at_engine_settings(m->chan[0].at);
+    struct modem *m = c->m;
+    const struct at_settings *s = at_engine_settings(c->at); /* the port AT&W came on */
     p->echo = s->echo;
     p->verbose = s->verbose;
     p->quiet = s->quiet;

@@ -113,7 +113,6 @@ struct modem {
     enum modem_power pending_power;
     struct dclock_timer drain_timer;  /* reboot after END once the UART is idle */
     unsigned boot_step;
-    bool ready_told;
 
     char firmware[96];  /* AT+QGMR form */
     char imei[16], imsi[16];
@@ -143,7 +142,8 @@ void modem_power_down(struct modem *m);
 
 /* Profile (AT&W / ATZ / AT&F) */
 void modem_profile_apply(struct modem *m, const struct modem_profile *p);
-void modem_profile_capture(struct modem *m, struct modem_profile *p);
+/* The settings of the AT port @p c (the one AT&W came on); the line rate is the UART's. */
+void modem_profile_capture(struct modem_chan *c, struct modem_profile *p);
 int modem_profile_save(struct modem *m, const struct modem_profile *p);
 void modem_profile_factory(struct modem_profile *p);
 /* What AT&W saved, or the factory settings. */

@@ -7,6 +7,8 @@ import os
 import re
 import time
 
+import serial
+
 from conftest import DEADLINE
 from test_update import NEW, OLD, check_cycle, lines, pack, run_update
 
@@ -258,12 +260,42 @@ def test_pace_uart_takes_data_no_faster_than_the_ipr_rate(make_modem):
     assert time.monotonic() - t0 >= 0.9 * len(data) * 10 / 57600
 
 
-def test_without_pace_uart_data_is_as_fast_as_the_pty(make_modem):
-    data = bytes(range(256)) * 16
+# ---- data mode and the rest of the module ----------------------------------
+
+
+def test_connect_drops_what_follows_on_the_command_line(make_modem):
     m = booted(make_modem)
-    assert m.cmd("AT+IPR=57600") == b"\r\nOK\r\n"
-    connect(m, f'AT+QFUPL="UFS:p.bin",{len(data)}')
-    t0 = time.monotonic()
-    m.write(data)
-    assert report(m, "QFUPL") == (len(data), xor16(data))
-    assert time.monotonic() - t0 < 0.5 * len(data) * 10 / 57600
+    connect(m, 'AT+QFOTADL=3,0;+QFOTADL="COM:",4;+CSQ')
+    m.write(b"abcd")
+    assert report(m, "QFOTADL") == (4, xor16(b"abcd"))
+    assert m.cmd("AT") == b"\r\nOK\r\n"  # no +CSQ answer came in between
+
+
+def test_host_closing_the_port_ends_an_upload_as_dtr_drop(make_modem):
+    m = booted(make_modem)
+    m.cmd("AT+QFOTADL=3,0")
+    connect(m, 'AT+QFOTADL="COM:",1000,3600')
+    m.write(b"x" * 100)
+    m.close()  # hang-up on close drops DTR; AT&D2 (default) ends data mode
+    m.open()
+    assert m.cmd("AT") == b"\r\nOK\r\n"
+    assert m.cmd("AT+QFOTADL=4") == b"\r\n+QFOTADL: 4,100\r\n\r\nOK\r\n"
+
+
+def test_package_upload_on_one_port_makes_the_family_busy_on_the_other(make_modem, tmp_path):
+    usb_path = tmp_path / "usb.tty"
+    m = booted(make_modem, "--usb", str(usb_path))
+    connect(m, 'AT+QFOTADL="COM:",1000,3600')
+    usb = serial.Serial(str(usb_path), 115200, timeout=0.05)
+    try:
+        for line in (b"AT+QFOTADL=1\r", b"AT+QFOTADL=5\r", b'AT+QFOTADL="COM:",10\r'):
+            usb.write(line)
+            got = b""
+            end = time.monotonic() + DEADLINE
+            while not got.endswith(b"\r\n+CME ERROR: 591\r\n"):
+                assert time.monotonic() < end, got
+                got += usb.read(256)
+    finally:
+        usb.close()
+    m.write(b"y" * 1000)
+    assert report(m, "QFOTADL") == (1000, xor16(b"y" * 1000))
