@@ -310,7 +310,8 @@ static int prepare(struct fota *f)
         f->block_size = PKG_BLOCK_SIZE;
         f->dst_size = f->opaque_len;
     } else {
-        if (pkg_open(f->pkg_buf, f->pkg_len, &f->pkg) || pkg_verify(f->pkg))
+        /* the header here; each frame and its digest as its block is applied */
+        if (pkg_open(f->pkg_buf, f->pkg_len, &f->pkg))
             return FOTA_PACKAGE_CHECK;
         const struct pkg_info *in = pkg_get_info(f->pkg);
         if (strcmp(in->src_version, f->firmware) != 0)
@@ -401,11 +402,11 @@ static void step(struct fota *f)
     }
     f->j.next = k + 1;
     journal_set(f, J_UPDATING);
+    /* every percent the applied blocks have passed, as the note's 2.3
+     * transcript shows them (a 64-block image passes 1-2 per block) */
     int pct = (int)((uint64_t)f->j.next * 100 / f->j.count);
-    if (pct > f->last_pct) {
-        f->last_pct = pct;
-        urc(f, FOTA_STAGE_UPDATING, pct);
-    }
+    while (f->last_pct < pct)
+        urc(f, FOTA_STAGE_UPDATING, ++f->last_pct);
     enter(f, JOB_UPDATING, block_delay(f));
 }
 

@@ -57,8 +57,10 @@ def check_cycle(urcs, err):
     assert fota[i] == '+QIND: "FOTA","START"', urcs
     pcts = [int(re.fullmatch(r'\+QIND: "FOTA","UPDATING",(\d+)%', l).group(1))
             for l in fota[i + 1:-1]]
-    if err == 0:
-        assert pcts and pcts == sorted(set(pcts)) and pcts[-1] == 100 and pcts[0] >= 1, pcts
+    if err == 0:  # every percent up to 100 (from 1, or from where a resume goes on)
+        assert pcts and pcts == list(range(pcts[0], 101)), pcts
+        if i == 1:
+            assert pcts[0] == 1, pcts
     assert fota[-1] == f'+QIND: "FOTA","END",{err}', urcs
     end = urcs.index(fota[-1])
     assert [l.encode() for l in urcs[end + 1:]] == BOOT_URCS
@@ -152,6 +154,7 @@ def test_trigger_mode_is_volatile_and_checked(modem):
     assert modem.cmd("AT+QFOTADL=3") == b"\r\n+QFOTADL: 3,0\r\n\r\nOK\r\n"
     for bad in ["AT+QFOTADL=2", "AT+QFOTADL=3,2", "AT+QFOTADL=6", "AT+QFOTADL=1,1",
                 "AT+QFOTADL=4,1", "AT+QFOTADL=3,1,1", "AT+QFOTADL=\"COM:\",0",
+                "AT+QFOTADL=4,", "AT+QFOTADL=1,",
                 "AT+QFOTADL=\"COM:\",7471105", "AT+QFOTADL=\"ftp://x/y\""]:
         assert modem.cmd(bad) == b"\r\n+CME ERROR: 590\r\n", bad
     modem.cmd("AT+CFUN=1,1")
@@ -167,6 +170,7 @@ def test_slot_delete_and_busy_job_gives_591(make_modem, tmp_path):
     m.cmd("ATE0")
     assert m.cmd("AT+QFOTADL=5") == b"\r\nOK\r\n"
     assert m.cmd("AT+QFOTADL=4") == b"\r\n+QFOTADL: 4,0\r\n\r\nOK\r\n"
+    assert m.cmd("AT+QFOTADL=5") == b"\r\nOK\r\n"  # an empty slot deletes fine
     # between OK and the reset, the job runs: the family answers 591
     m.write(b"AT+QFOTADL=1;+QFOTADL=4\r")
     assert m.read_until(b"591\r\n") == b"\r\n+CME ERROR: 591\r\n"
@@ -283,6 +287,6 @@ def test_host_at_another_speed_gets_garbled_dfota_urcs(make_modem, tmp_path):
     dfota = raw[:raw.index(b"RDY")]
     assert b'"FOTA","START"' not in dfota and b'"END",0' not in dfota
     assert len(dfota) > 0  # something arrived, as a mismatched UART delivers
-    assert "DFOTA" in m.log() or "speed" in m.log() or "rate" in m.log()
+    assert "output is garbled" in m.log()
     m.cmd("ATE0")
     assert m.cmd("AT+QGMR") == f"\r\n{NEW}\r\n\r\nOK\r\n".encode()
