@@ -291,7 +291,7 @@ int pkg_cmd_build(const struct pkg_image_src *from, const struct pkg_image_src *
 /* Reads and opens the package file @p path. */
 static int open_file(const char *path, uint8_t **buf, struct pkg **p, char *msg, size_t cap)
 {
-    size_t len;
+    size_t len = 0;
     int rc = pkg_file_read(path, PKG_FILE_MAX, buf, &len);
     if (rc)
         return fail(msg, cap, rc, "%s: %s", path, pkg_strerror(rc));
@@ -309,7 +309,7 @@ static int open_file(const char *path, uint8_t **buf, struct pkg **p, char *msg,
 
 int pkg_cmd_info(const char *path, bool json, FILE *f, char *msg, size_t cap)
 {
-    uint8_t *buf;
+    uint8_t *buf = NULL;
     struct pkg *p;
     int rc = open_file(path, &buf, &p, msg, cap);
     if (rc)
@@ -324,7 +324,7 @@ int pkg_cmd_info(const char *path, bool json, FILE *f, char *msg, size_t cap)
 int pkg_cmd_verify(const char *path, const struct pkg_image_src *from, FILE *f, char *msg,
                    size_t cap)
 {
-    uint8_t *buf, *src = NULL, *dst = NULL;
+    uint8_t *buf = NULL, *src = NULL, *dst = NULL;
     size_t src_len, dst_len;
     char src_v[PKG_VERSION_MAX + 1];
     struct pkg *p;

@@ -11,6 +11,8 @@
 #define SLOT_FILE "package"
 #define FW_FILE "current"
 #define FWNEW_FILE "new"
+/* writeback of a package being written starts every this many bytes */
+#define STORE_WRITEBACK_STEP (1u << 20)
 
 struct store_slot_writer {
     struct store *s;
@@ -54,7 +56,16 @@ int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len)
 {
     if (!w)
         return -EINVAL;
-    return store__append(w->fd, &w->written, w->capacity, buf, len, -EFBIG);
+    uint64_t before = w->written;
+    int rc = store__append(w->fd, &w->written, w->capacity, buf, len, -EFBIG);
+    /* start writeback of each whole MiB as it fills, so that the fsync of
+     * store_slot_finish() has little left to do (a package is up to 7 MB) */
+    if (rc == 0 && w->written / STORE_WRITEBACK_STEP != before / STORE_WRITEBACK_STEP) {
+        uint64_t end = w->written / STORE_WRITEBACK_STEP * STORE_WRITEBACK_STEP;
+        sync_file_range(w->fd, (off_t)(end - STORE_WRITEBACK_STEP), STORE_WRITEBACK_STEP,
+                        SYNC_FILE_RANGE_WRITE);
+    }
+    return rc;
 }
 
 uint64_t store_slot_written(const struct store_slot_writer *w)
