@@ -46,6 +46,16 @@ static void on_timer(struct dclock_timer *t)
 void at_escape_feed(struct at_escape *x, const uint8_t *buf, size_t len)
 {
     uint64_t now = dclock_now_us(x->clk);
+    if (!len)
+        return;
+    /* Fast path for bulk data: with nothing held, a chunk whose first byte
+     * cannot start an escape is all data, since every later byte of it
+     * follows another one at the same instant. */
+    if (x->held == 0 && (buf[0] != '+' || now - x->last_rx_us < x->guard_us)) {
+        x->last_rx_us = now;
+        x->data(x->ud, buf, len);
+        return;
+    }
     size_t run = 0; /* start of the bytes known to be data, not yet passed on */
     for (size_t i = 0; i < len; i++) {
         uint8_t b = buf[i];
