@@ -44,6 +44,14 @@ int store_slot_begin(struct store *s, uint64_t capacity, struct store_slot_write
         free(w);
         return rc;
     }
+    /* the new name is made durable now, before any data: finishing then
+     * only has the file's own content to sync */
+    int drc = store__fsync(s->slot_fd);
+    if (drc) {
+        close(w->fd);
+        free(w);
+        return drc;
+    }
     w->s = s;
     w->capacity = capacity;
     s->slot_busy = true;
@@ -80,11 +88,10 @@ int store_slot_finish(struct store_slot_writer *w)
     int rc = store__fsync(w->fd);
     if (close(w->fd) != 0 && rc == 0)
         rc = -errno;
-    int drc = store__fsync(w->s->slot_fd);
     w->s->slot_busy = false;
     w->s->n_writers--;
     free(w);
-    return rc < 0 ? rc : drc;
+    return rc;
 }
 
 /* The size of regular file @p name in @p dirfd; 0 if there is none. */

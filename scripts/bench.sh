@@ -1,0 +1,24 @@
+#!/bin/sh
+# Usage: scripts/bench.sh [CMAKE_ARG...]
+# Builds a Release build in ./build-bench (any arguments go to cmake's
+# configure step) and runs the benchmarks: AT round-trip latency and COM
+# upload throughput (bench/bench_at_latency.c, bench/bench_com_upload.c:
+# dfota-sim beside a bare pty peer measured in the same run, then paced
+# uploads when dfota-sim has --pace-uart) and delta apply
+# (bench/bench_apply.c, beside zstd --patch-from; needs the zstd CLI).
+# They print numbers and ratios and assert nothing; each takes under a
+# minute and removes what it made. Exits 1 if a benchmark failed.
+set -eu
+cd "$(dirname "$0")/.."
+
+build="build-bench"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake --build "$build" -j"$(nproc)" >/dev/null
+
+rc=0
+for bench in bench_at_latency bench_com_upload bench_apply; do
+    echo "== $bench"
+    "$build/$bench" || rc=1
+    echo
+done
+exit $rc
