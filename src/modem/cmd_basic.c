@@ -69,7 +69,7 @@ static int h_factory(struct at_engine *e, enum at_form form, const struct at_arg
     struct modem *m = CHAN(ud)->m;
     struct modem_profile p;
     modem_profile_factory(&p);
-    p.ipr = port_rate(m->chan[0].port); /* AT&F leaves the line rate alone */
+    p.ipr = m->ipr; /* AT&F leaves the line rate alone */
     modem_profile_apply(m, &p);
     return AT_OK;
 }
@@ -176,7 +176,7 @@ static int h_ipr(struct at_engine *e, enum at_form form, const struct at_args *a
     int64_t v;
     switch (form) {
     case AT_FORM_READ:
-        at_engine_reply(e, "+IPR: %u", (unsigned)port_rate(m->chan[0].port));
+        at_engine_reply(e, "+IPR: %u", (unsigned)m->ipr);
         return AT_OK;
     case AT_FORM_TEST:
         at_engine_reply(e, "+IPR: (%s)", modem_ipr_list());
@@ -186,7 +186,7 @@ static int h_ipr(struct at_engine *e, enum at_form form, const struct at_args *a
             return AT_CME_INCORRECT_PARAMS;
         /* at once; it survives a reset only once AT&W saved it. The OK goes
          * out at the old rate: the new one applies to what follows. */
-        modem_set_ipr(m, (uint32_t)v);
+        modem_set_ipr_after_reply(m, (uint32_t)v);
         return AT_OK;
     case AT_FORM_EXEC:
         break;

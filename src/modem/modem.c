@@ -208,7 +208,7 @@ void modem_profile_capture(struct modem_chan *c, struct modem_profile *p)
     p->quiet = s->quiet;
     p->cmee = s->cmee;
     p->dtr_mode = m->dtr_mode;
-    p->ipr = port_rate(m->chan[0].port);
+    p->ipr = m->ipr;
 }
 
 void modem_profile_apply(struct modem *m, const struct modem_profile *p)
@@ -224,12 +224,30 @@ void modem_profile_apply(struct modem *m, const struct modem_profile *p)
     modem_set_ipr(m, p->ipr);
 }
 
-void modem_set_ipr(struct modem *m, uint32_t rate)
+static void apply_ipr(struct modem *m)
 {
     /* the UART only: the USB port has no line rate; --pace-uart (and the
      * realistic profile) make it a real UART's, bytes no faster either way */
     bool pace = m->cfg.pace_uart || m->timing->pace_uart;
-    port_set_rate(m->chan[0].port, rate, pace, pace);
+    port_set_rate(m->chan[0].port, m->ipr, pace, pace);
+}
+
+static void on_ipr(struct dclock_timer *t)
+{
+    apply_ipr(t->data);
+}
+
+void modem_set_ipr(struct modem *m, uint32_t rate)
+{
+    m->ipr = rate;
+    dclock_timer_stop(&m->ipr_timer);
+    apply_ipr(m);
+}
+
+void modem_set_ipr_after_reply(struct modem *m, uint32_t rate)
+{
+    m->ipr = rate;
+    dclock_timer_start(&m->ipr_timer, 0);
 }
 
 /* Stored as one line "E1 V1 Q0 CMEE1 D2 IPR115200". */
@@ -602,6 +620,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
     dclock_timer_init(m->clk, &m->power_timer, on_power_timer, m);
     dclock_timer_init(m->clk, &m->action_timer, on_action, m);
     dclock_timer_init(m->clk, &m->drain_timer, on_drain, m);
+    dclock_timer_init(m->clk, &m->ipr_timer, on_ipr, m);
 
     const char *dir = cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
     r = store_open(dir, &m->store);
@@ -668,6 +687,7 @@ fail:
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
     dclock_timer_stop(&m->drain_timer);
+    dclock_timer_stop(&m->ipr_timer);
     for (unsigned i = 0; i < m->nchan; i++)
         chan_port_close(&m->chan[i], NULL, NULL);
     if (m->own_clock)
@@ -695,6 +715,7 @@ void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
     dclock_timer_stop(&m->drain_timer);
+    dclock_timer_stop(&m->ipr_timer);
     set_input(m, AT_INPUT_OFF);
     fota_free(m->fota);
     m->fota = NULL;

@@ -112,6 +112,8 @@ struct modem {
     struct dclock_timer action_timer; /* a reset/power-down asked for by a handler */
     enum modem_power pending_power;
     struct dclock_timer drain_timer;  /* reboot after END once the UART is idle */
+    uint32_t ipr;                     /* AT+IPR: the UART's rate */
+    struct dclock_timer ipr_timer;    /* applies a new rate after the OK is out */
     unsigned boot_step;
 
     char firmware[96];  /* AT+QGMR form */
@@ -148,8 +150,10 @@ int modem_profile_save(struct modem *m, const struct modem_profile *p);
 void modem_profile_factory(struct modem_profile *p);
 /* What AT&W saved, or the factory settings. */
 void modem_profile_load(struct modem *m, struct modem_profile *p);
-/* AT+IPR: the UART's rate, at once. */
+/* AT+IPR: the UART's rate, at once, or (from the command) once its final
+ * result is written at the old rate. */
 void modem_set_ipr(struct modem *m, uint32_t rate);
+void modem_set_ipr_after_reply(struct modem *m, uint32_t rate);
 
 /* Network defaults */
 void modem_net_default(struct modem_net *n);

@@ -170,7 +170,6 @@ static void pty_host_event(struct port_pty *t, uint32_t mask)
         t->host_opens = 1;
         uv_poll_stop(&t->watch_poll);
     }
-    port_int_host(p, t->host_opens > 0);
 }
 
 static void on_watch_poll(uv_poll_t *h, int status, int events)
@@ -191,16 +190,19 @@ static void on_watch_poll(uv_poll_t *h, int status, int events)
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
                 continue;
-            return; /* EAGAIN: all read */
+            break; /* EAGAIN: all read */
         }
         for (char *e = buf; e < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)e;
             pty_host_event(t, ev->mask);
-            if (p->closing)
-                return;
             e += sizeof(*ev) + ev->len;
         }
     }
+    /* Only the state after all pending events counts: a host that closed
+     * and reopened already may have been answered by now (its input can be
+     * read before these events), and that answer is the new host's, not a
+     * backlog to flush. */
+    port_int_host(p, t->host_opens > 0);
 }
 
 /* ---- symlink ------------------------------------------------------------ */

@@ -271,12 +271,22 @@ def test_connect_drops_what_follows_on_the_command_line(make_modem):
     assert m.cmd("AT") == b"\r\nOK\r\n"  # no +CSQ answer came in between
 
 
-def test_host_closing_the_port_ends_an_upload_as_dtr_drop(make_modem):
-    m = booted(make_modem)
+def test_host_closing_the_port_ends_an_upload_as_dtr_drop(make_modem, tmp_path):
+    trace = tmp_path / "wire.trace"
+    m = booted(make_modem, "-v", "--trace", str(trace))
     m.cmd("AT+QFOTADL=3,0")
     connect(m, 'AT+QFOTADL="COM:",1000,3600')
     m.write(b"x" * 100)
+    # a pty keeps no order between a host's bytes and its close: let the
+    # module take the bytes in before the hang-up, as a UART line would
+    end = time.monotonic() + DEADLINE
+    while trace.read_text().count("x") < 100:
+        assert time.monotonic() < end, trace.read_text()
     m.close()  # hang-up on close drops DTR; AT&D2 (default) ends data mode
+    # the module must have seen the hang-up before a new host talks to it
+    end = time.monotonic() + DEADLINE
+    while "UART: host closed the port" not in m.log():
+        assert time.monotonic() < end, m.log()
     m.open()
     assert m.cmd("AT") == b"\r\nOK\r\n"
     assert m.cmd("AT+QFOTADL=4") == b"\r\n+QFOTADL: 4,100\r\n\r\nOK\r\n"
