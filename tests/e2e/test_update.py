@@ -290,3 +290,15 @@ def test_host_at_another_speed_gets_garbled_dfota_urcs(make_modem, tmp_path):
     assert "output is garbled" in m.log()
     m.cmd("ATE0")
     assert m.cmd("AT+QGMR") == f"\r\n{NEW}\r\n\r\nOK\r\n".encode()
+
+
+def test_unreadable_running_image_ends_512_and_keeps_the_version(make_modem, tmp_path):
+    pkg = pack(tmp_path, OLD, NEW)
+    m = make_modem("--preload-package", str(pkg))
+    m.wait_boot()
+    (m.state / "fw" / "current").unlink()  # the flash under the module fails
+    m.cmd("ATE0")
+    check_cycle(run_update(m)[1:], 512)
+    m.cmd("ATE0")
+    assert m.cmd("AT+QGMR") == f"\r\n{OLD}\r\n\r\nOK\r\n".encode()
+    assert m.cmd("AT+QFOTADL=4") == f"\r\n+QFOTADL: 4,{pkg.stat().st_size}\r\n\r\nOK\r\n".encode()
