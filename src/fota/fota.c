@@ -136,12 +136,13 @@ static int journal_get(struct fota *f, struct journal *j)
     return 0;
 }
 
-static void journal_set(struct fota *f, enum journal_state s)
+static int journal_set(struct fota *f, enum journal_state s)
 {
     f->j.state = s;
     int r = journal_put(f);
     if (r)
         fprintf(stderr, "dfota-sim: cannot write the update journal: %s\n", strerror(-r));
+    return r;
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
@@ -273,7 +274,9 @@ static void finish(struct fota *f, int err)
         int r = store_fwnew_commit(f->cfg.store);
         if (r && r != -ENOENT)
             fprintf(stderr, "dfota-sim: cannot commit the new image: %s\n", strerror(-r));
-        store_set(f->cfg.store, "firmware", f->j.target);
+        r = store_set(f->cfg.store, "firmware", f->j.target);
+        if (r)
+            fprintf(stderr, "dfota-sim: cannot store the new version: %s\n", strerror(-r));
         snprintf(f->firmware, sizeof(f->firmware), "%s", f->j.target);
         store_slot_delete(f->cfg.store); /* the package is used up */
     } else {
@@ -343,8 +346,8 @@ static int prepare(struct fota *f)
     if (!f->block)
         return FOTA_UNKNOWN;
     f->last_pct = (int)((uint64_t)f->j.next * 100 / count);
-    journal_set(f, J_UPDATING);
-    return 0;
+    /* an update that could not resume after a power cut must not start */
+    return journal_set(f, J_UPDATING) ? FOTA_UPDATE_FAILED : 0;
 }
 
 static uint32_t block_delay(const struct fota *f)
@@ -401,7 +404,10 @@ static void step(struct fota *f)
         return;
     }
     f->j.next = k + 1;
-    journal_set(f, J_UPDATING);
+    if (journal_set(f, J_UPDATING)) {
+        finish(f, FOTA_UPDATE_FAILED);
+        return;
+    }
     /* every percent the applied blocks have passed, as the note's 2.3
      * transcript shows them (a 64-block image passes 1-2 per block) */
     int pct = (int)((uint64_t)f->j.next * 100 / f->j.count);
