@@ -143,7 +143,11 @@ enum at_input {
 void at_engine_set_input(struct at_engine *e, enum at_input in);
 
 /** Enters data mode: bytes go to @p ops after the +++ rule. Call from a
- *  handler that then returns AT_CONNECT. */
+ *  handler that then returns AT_CONNECT. @p ops and @p ud are borrowed until
+ *  data mode ends (at_engine_leave_data(), at_engine_finish(), an escape, or
+ *  input turned off). A sink that finishes later must cancel its own
+ *  completion when input goes off: at_engine_finish() ends whatever command
+ *  runs. */
 void at_engine_enter_data(struct at_engine *e, const struct at_data_ops *ops, void *ud);
 
 /** Leaves data mode (the sink's own decision, e.g. all bytes arrived). */

@@ -123,6 +123,7 @@ bool fota_busy(const struct fota *f);
 /** AT+QFOTADL=3: the trigger mode (1 automatic after a download, 0 on
  *  AT+QFOTADL=1). Not saved: fota_power_cycle() sets it back to 1. */
 int fota_trigger_mode(const struct fota *f);
+/** Sets the trigger mode (non-zero means 1) until the next power cycle. */
 void fota_set_trigger_mode(struct fota *f, int mode);
 
 /** A reset or power cycle of the module: volatile job settings to defaults. */

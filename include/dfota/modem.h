@@ -70,7 +70,9 @@ struct modem_events {
     void (*on_power_down)(void *ud);
 };
 
-/** Start options; a zeroed struct selects the defaults. */
+/** Start options; a zeroed struct selects the defaults. The struct is
+ *  copied, but the strings it points to are borrowed: they must live as long
+ *  as the modem (the USB port is reopened from usb_path after an update). */
 struct modem_cfg {
     const char *model;      /**< default BG95-M3 */
     const char *firmware;   /**< used when the state dir has none stored yet */
