@@ -26,45 +26,21 @@
  * Children are stopped and the temporary directories removed at the end
  * (also after SIGINT/SIGTERM); every wait has a deadline.
  */
-#include <errno.h>
+#include "bench_util.h"
+
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #define UPLOAD_BYTES (7u * 1024u * 1024u)
 #define CHUNK 4096u              /* the host's write size */
 #define BARE_READ (64u * 1024u)  /* the bare peer's read size */
-#define DEADLINE_MS 10000        /* any single expected answer */
 #define UPLOAD_DEADLINE_MS 30000 /* a whole upload */
-#define OK_SUFFIX "\r\nOK\r\n"
-
-static volatile sig_atomic_t g_stop; /* SIGINT/SIGTERM: give up and clean up */
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 /* ---- data ------------------------------------------------------------- */
 
@@ -94,118 +70,15 @@ static uint16_t xor16(const uint8_t *buf, size_t len)
 
 /* ---- host side (the same code measures both peers) ------------------- */
 
-/* The termios speed of @p bps (only the rates this benchmark uses). */
-static speed_t speed_of(uint32_t bps)
-{
-    return bps == 921600 ? B921600 : B115200;
-}
-
-/* Sets @p fd raw at @p bps; 0 or -1. */
-static int host_speed(int fd, uint32_t bps)
-{
-    struct termios tio;
-    if (tcgetattr(fd, &tio))
-        return -1;
-    cfmakeraw(&tio);
-    cfsetspeed(&tio, speed_of(bps));
-    return tcsetattr(fd, TCSADRAIN, &tio) ? -1 : 0;
-}
-
-/* Opens tty @p path as a host opens a serial port: raw, 115200, non-blocking. */
-static int host_open(const char *path)
-{
-    int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "bench_com_upload: open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (host_speed(fd, 115200) == 0)
-        return fd;
-    fprintf(stderr, "bench_com_upload: termios %s: %s\n", path, strerror(errno));
-    close(fd);
-    return -1;
-}
-
-/* Writes all of @p len bytes of @p buf to non-blocking @p fd in chunks of at
- * most CHUNK, waiting for room on EAGAIN until @p end (ns); 0 or -1. */
-static int write_all(int fd, const void *buf, size_t len, uint64_t end)
-{
-    const uint8_t *p = buf;
-    while (len && !g_stop) {
-        ssize_t n = write(fd, p, len < CHUNK ? len : CHUNK);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        uint64_t t = now_ns();
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || t >= end)
-            return -1;
-        struct pollfd pf = {.fd = fd, .events = POLLOUT};
-        poll(&pf, 1, (int)((end - t) / 1000000u) + 1);
-    }
-    return len ? -1 : 0;
-}
-
-static int send_cmd(int fd, const char *cmd)
-{
-    return write_all(fd, cmd, strlen(cmd), now_ns() + (uint64_t)DEADLINE_MS * 1000000u);
-}
-
-/* Reads from @p fd into @p buf (NUL-terminated, @p cap > 1) until it holds
- * @p want or an ERROR; returns the bytes read (check for @p want) or -1
- * (deadline, hang-up, signal, full). */
-static ssize_t read_until(int fd, char *buf, size_t cap, const char *want, int timeout_ms)
-{
-    size_t len = 0, wlen = strlen(want);
-    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
-    buf[0] = '\0';
-    while (!g_stop) {
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n > 0) {
-            len += (size_t)n;
-            buf[len] = '\0';
-            if (memmem(buf, len, want, wlen) || memmem(buf, len, "ERROR\r\n", 7))
-                return (ssize_t)len;
-            if (len == cap - 1)
-                return -1;
-            continue;
-        }
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            return -1; /* end of file or a hung-up line */
-        uint64_t t = now_ns();
-        if (t >= end)
-            return -1;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        poll(&p, 1, (int)((end - t) / 1000000u) + 1);
-    }
-    return -1;
-}
-
-/* Sends @p cmd and waits for @p want ("\r\nOK\r\n", "CONNECT\r\n"); 0 or -1. */
-static int chat(int fd, const char *cmd, const char *want, char *buf, size_t cap)
-{
-    if (send_cmd(fd, cmd) || read_until(fd, buf, cap, want, DEADLINE_MS) < 0 ||
-        !strstr(buf, want)) {
-        const char *w = want + strspn(want, "\r\n");
-        fprintf(stderr, "bench_com_upload: %.*s: no %.*s\n", (int)strcspn(cmd, "\r"), cmd,
-                (int)strcspn(w, "\r"), w);
-        return -1;
-    }
-    return 0;
-}
-
 /* Sends @p len bytes of @p data and reads the answer up to the final OK into
  * @p resp; returns the seconds from the first byte to the OK, or -1. */
 static double timed_send(int fd, const uint8_t *data, size_t len, char *resp, size_t cap)
 {
-    uint64_t t0 = now_ns();
-    if (write_all(fd, data, len, t0 + (uint64_t)UPLOAD_DEADLINE_MS * 1000000u) ||
-        read_until(fd, resp, cap, OK_SUFFIX, UPLOAD_DEADLINE_MS) < 0 || !strstr(resp, OK_SUFFIX))
+    uint64_t t0 = bench_now_ns();
+    if (bench_write_all(fd, data, len, CHUNK, t0 + (uint64_t)UPLOAD_DEADLINE_MS * 1000000u) ||
+        bench_read_until(fd, resp, cap, BENCH_OK, UPLOAD_DEADLINE_MS) < 0)
         return -1;
-    return (double)(now_ns() - t0) / 1e9;
+    return (double)(bench_now_ns() - t0) / 1e9;
 }
 
 /* One COM upload of @p data to dfota-sim on @p fd, its answer checked
@@ -214,7 +87,7 @@ static double sim_upload(int fd, const uint8_t *data, size_t len)
 {
     char cmd[64], resp[256];
     snprintf(cmd, sizeof(cmd), "AT+QFOTADL=\"COM:\",%zu,10\r", len);
-    if (chat(fd, cmd, "CONNECT\r\n", resp, sizeof(resp)))
+    if (bench_chat(fd, cmd, "CONNECT\r\n", resp, sizeof(resp)))
         return -1;
     double secs = timed_send(fd, data, len, resp, sizeof(resp));
     const char *a = secs < 0 ? NULL : strstr(resp, "+QFOTADL: ");
@@ -229,132 +102,40 @@ static double sim_upload(int fd, const uint8_t *data, size_t len)
     return secs;
 }
 
-/* ---- children -------------------------------------------------------- */
+/* ---- the bare peer ---------------------------------------------------- */
 
-/* Waits up to @p ms for @p pid to exit, then kills it; reaps it. */
-static void child_reap(pid_t pid, int ms)
-{
-    for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, NULL, WNOHANG);
-        if (r == pid || (r < 0 && errno != EINTR))
-            return;
-        if (waited >= ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            return;
-        }
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
+/* The bare copy peer's count: what it has read towards the next @p size. */
+struct bare_count {
+    size_t size, got;
+};
 
-/* The bare copy peer. Its slave path goes to the parent over @p sock; it
- * counts what it reads on the master and writes OK_SUFFIX after each
- * @p size bytes, until the parent closes @p sock. */
-static void bare_child(int sock, size_t size)
+/* The bare copy peer's reaction to its master @p m being readable: reads
+ * all there is, counting, and writes BENCH_OK after each @p arg->size
+ * bytes (@p arg: its struct bare_count). */
+static int bare_on_read(int m, void *arg)
 {
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    char path[64];
-    if (m < 0 || grantpt(m) || unlockpt(m) || ptsname_r(m, path, sizeof(path)))
-        _exit(1);
-    int s = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC); /* held, as dfota-sim */
-    struct termios tio;
-    if (s < 0 || tcgetattr(s, &tio))
-        _exit(1);
-    cfmakeraw(&tio);
     static uint8_t buf[BARE_READ];
-    if (tcsetattr(s, TCSANOW, &tio) || write(sock, path, strlen(path) + 1) < 0)
-        _exit(1);
-    struct pollfd p[2] = {{.fd = m, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
-    size_t got = 0;
-    for (;;) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            _exit(1);
-        }
-        if (p[1].revents)
-            _exit(0); /* the parent is done (or gone) */
-        if (!(p[0].revents & POLLIN))
-            continue;
-        for (ssize_t n; (n = read(m, buf, sizeof(buf))) > 0;) {
-            got += (size_t)n;
-            if (got >= size) {
-                got -= size;
-                if (write_all(m, OK_SUFFIX, sizeof(OK_SUFFIX) - 1,
-                              now_ns() + (uint64_t)DEADLINE_MS * 1000000u))
-                    _exit(1);
-            }
+    struct bare_count *c = arg;
+    for (ssize_t n; (n = read(m, buf, sizeof(buf))) > 0;) {
+        c->got += (size_t)n;
+        if (c->got >= c->size) {
+            c->got -= c->size;
+            if (bench_write_all(m, BENCH_OK, sizeof(BENCH_OK) - 1, 0,
+                                bench_deadline_ns(BENCH_DEADLINE_MS)))
+                return -1;
         }
     }
-}
-
-struct bare {
-    pid_t pid;
-    int sock;
-    char path[64];
-};
-
-static int bare_start(struct bare *b, size_t size)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-        return -1;
-    b->pid = fork();
-    if (b->pid == 0) {
-        close(sv[0]);
-        bare_child(sv[1], size);
-    }
-    close(sv[1]);
-    b->sock = sv[0];
-    if (b->pid < 0)
-        return -1;
-    ssize_t n = read(b->sock, b->path, sizeof(b->path) - 1);
-    if (n <= 1)
-        return -1;
-    b->path[n] = '\0';
     return 0;
 }
 
-static void bare_stop(struct bare *b)
-{
-    if (b->sock >= 0)
-        close(b->sock); /* the child exits on this */
-    b->sock = -1;
-    if (b->pid > 0)
-        child_reap(b->pid, 2000);
-    b->pid = -1;
-}
-
-struct sim {
-    pid_t pid;
-    char dir[64];
-    char tty[96];
-};
-
-/* The dfota-sim executable: $DFOTA_SIM, else the one beside this program. */
-static int sim_exe(char *buf, size_t cap)
-{
-    const char *env = getenv("DFOTA_SIM");
-    if (env && *env)
-        return snprintf(buf, cap, "%s", env) < (int)cap ? 0 : -1;
-    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *slash = strrchr(buf, '/');
-    if (!slash || (size_t)(slash - buf) + sizeof("/dfota-sim") > cap)
-        return -1;
-    strcpy(slash, "/dfota-sim");
-    return 0;
-}
+/* ---- dfota-sim -------------------------------------------------------- */
 
 /* Whether `dfota-sim --help` lists --pace-uart. */
 static bool sim_has_pacing(void)
 {
     char exe[PATH_MAX], help[8192];
     int out[2];
-    if (sim_exe(exe, sizeof(exe)) || pipe2(out, O_CLOEXEC))
+    if (bench_sim_exe(exe, sizeof(exe)) || pipe2(out, O_CLOEXEC))
         return false;
     pid_t pid = fork();
     if (pid == 0) {
@@ -364,92 +145,25 @@ static bool sim_has_pacing(void)
     }
     close(out[1]);
     fcntl(out[0], F_SETFL, O_NONBLOCK);
-    ssize_t n = pid < 0 ? -1 : read_until(out[0], help, sizeof(help), "--pace-uart", DEADLINE_MS);
+    ssize_t n =
+        pid < 0 ? -1
+                : bench_read_until(out[0], help, sizeof(help), "--pace-uart", BENCH_DEADLINE_MS);
     close(out[0]);
     if (pid > 0)
-        child_reap(pid, DEADLINE_MS);
+        bench_child_reap(pid, BENCH_DEADLINE_MS);
     return n > 0 && strstr(help, "--pace-uart");
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+/* Starts dfota-sim (with --pace-uart when @p paced) and opens its port with
+ * echo off and the update trigger off (the slot is only written); returns
+ * the port's fd or -1. Stop @p sim with bench_sim_stop() either way. */
+static int sim_up(struct bench_sim *sim, bool paced)
 {
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(path);
-    return 0;
-}
-
-/* Starts dfota-sim (with --pace-uart when @p paced) in a fresh temporary
- * directory and waits for its ready line. */
-static int sim_start(struct sim *s, bool paced)
-{
-    char exe[PATH_MAX], state[96], line[256];
-    int out[2];
-    snprintf(s->dir, sizeof(s->dir), "/tmp/bench_com_upload.XXXXXX");
-    if (sim_exe(exe, sizeof(exe)) || !mkdtemp(s->dir)) {
-        s->dir[0] = '\0';
-        fprintf(stderr, "bench_com_upload: no dfota-sim or temporary directory\n");
+    static const char *const pace[] = {"--pace-uart", NULL};
+    static const char *const setup[] = {"ATE0\r", "AT+QFOTADL=3,0\r", NULL};
+    if (bench_sim_start(sim, paced ? pace : NULL))
         return -1;
-    }
-    snprintf(s->tty, sizeof(s->tty), "%s/modem.tty", s->dir);
-    snprintf(state, sizeof(state), "%s/state", s->dir);
-    if (pipe2(out, O_CLOEXEC))
-        return -1;
-    pid_t parent = getpid();
-    s->pid = fork();
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphan if the benchmark dies */
-        if (getppid() != parent)
-            _exit(1);
-        dup2(out[1], STDOUT_FILENO);
-        execl(exe, exe, "--uart", s->tty, "--state-dir", state, "--profile", "fast", "--wait-open",
-              paced ? "--pace-uart" : (char *)NULL, (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    if (s->pid < 0) {
-        close(out[0]);
-        return -1;
-    }
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-    ssize_t n = read_until(out[0], line, sizeof(line), "\n", DEADLINE_MS);
-    close(out[0]);
-    if (n < 0 || strncmp(line, "dfota-sim: ", 11) != 0) {
-        fprintf(stderr, "bench_com_upload: %s gave no ready line\n", exe);
-        return -1;
-    }
-    return 0;
-}
-
-static void sim_stop(struct sim *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        child_reap(s->pid, 5000);
-    }
-    s->pid = -1;
-    if (s->dir[0])
-        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    s->dir[0] = '\0';
-}
-
-/* Opens the module's port (powering it on), waits for the last boot URC,
- * turns echo off and the update trigger off (the slot is only written). */
-static int sim_open(const struct sim *s)
-{
-    char buf[1024];
-    int fd = host_open(s->tty);
-    if (fd < 0)
-        return -1;
-    if (read_until(fd, buf, sizeof(buf), "+QIND: SMS DONE\r\n", DEADLINE_MS) < 0 ||
-        chat(fd, "ATE0\r", OK_SUFFIX, buf, sizeof(buf)) ||
-        chat(fd, "AT+QFOTADL=3,0\r", OK_SUFFIX, buf, sizeof(buf))) {
-        fprintf(stderr, "bench_com_upload: dfota-sim did not boot or take its setup\n");
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return bench_sim_open(sim, setup, "its setup");
 }
 
 /* ---- the two parts ---------------------------------------------------- */
@@ -460,18 +174,20 @@ static double mbps(size_t bytes, double secs)
 }
 
 /* Unpaced: @p runs uploads of @p data to each peer, alternating. 0 or -1. */
-static int bench_unpaced(const uint8_t *data, size_t len, int runs)
+static int run_unpaced(const uint8_t *data, size_t len, int runs)
 {
-    struct bare bare = {.pid = -1, .sock = -1};
-    struct sim sim = {.pid = -1};
+    struct bare_count count = {.size = len};
+    struct bench_peer bare = {.pid = -1, .sock = -1};
+    struct bench_sim sim = {.pid = -1};
     int bare_fd = -1, sim_fd = -1, rc = -1;
     double best_bare = 1e9, best_sim = 1e9;
     char resp[64];
-    if (bare_start(&bare, len) || (bare_fd = host_open(bare.path)) < 0) {
+    if (bench_peer_start(&bare, bare_on_read, &count) ||
+        (bare_fd = bench_host_open(bare.path)) < 0) {
         fprintf(stderr, "bench_com_upload: bare pty peer failed\n");
         goto out;
     }
-    if (sim_start(&sim, false) || (sim_fd = sim_open(&sim)) < 0)
+    if ((sim_fd = sim_up(&sim, false)) < 0)
         goto out;
     for (int r = 0; r < runs; r++) {
         double b = timed_send(bare_fd, data, len, resp, sizeof(resp));
@@ -499,22 +215,22 @@ out:
         close(sim_fd);
     if (bare_fd >= 0)
         close(bare_fd);
-    sim_stop(&sim);
-    bare_stop(&bare);
+    bench_sim_stop(&sim);
+    bench_peer_stop(&bare);
     return rc;
 }
 
 /* Paced: at each rate, AT+IPR and an upload of @p seconds worth. 0 or -1. */
-static int bench_paced(const uint8_t *data, size_t cap, double seconds)
+static int run_paced(const uint8_t *data, size_t cap, double seconds)
 {
     static const uint32_t rates[] = {115200, 921600};
     if (!sim_has_pacing()) {
         printf("paced: skipped (no --pace-uart)\n");
         return 0;
     }
-    struct sim sim = {.pid = -1};
+    struct bench_sim sim = {.pid = -1};
     int fd = -1, rc = -1;
-    if (sim_start(&sim, true) || (fd = sim_open(&sim)) < 0)
+    if ((fd = sim_up(&sim, true)) < 0)
         goto out;
     printf("paced upload (--pace-uart), %.1f s worth at each rate, first byte to OK "
            "(target: within 1 %% of the line rate)\n",
@@ -525,7 +241,7 @@ static int bench_paced(const uint8_t *data, size_t cap, double seconds)
         if (len > cap)
             len = cap;
         snprintf(cmd, sizeof(cmd), "AT+IPR=%u\r", (unsigned)rates[i]);
-        if (chat(fd, cmd, OK_SUFFIX, buf, sizeof(buf)) || host_speed(fd, rates[i]))
+        if (bench_chat(fd, cmd, BENCH_OK, buf, sizeof(buf)) || bench_host_speed(fd, rates[i]))
             goto out;
         double secs = sim_upload(fd, data, len);
         if (secs < 0)
@@ -538,7 +254,7 @@ static int bench_paced(const uint8_t *data, size_t cap, double seconds)
 out:
     if (fd >= 0)
         close(fd);
-    sim_stop(&sim);
+    bench_sim_stop(&sim);
     return rc;
 }
 
@@ -550,17 +266,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_com_upload [RUNS [PACED_SECONDS]]\n");
         return 2;
     }
-    struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART: waits wake up */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    bench_init("bench_com_upload");
 
     uint8_t *data = malloc(UPLOAD_BYTES);
     if (!data)
         return 1;
     fill_random(data, UPLOAD_BYTES);
-    int rc = bench_unpaced(data, UPLOAD_BYTES, runs) || bench_paced(data, UPLOAD_BYTES, paced_s);
-    if (g_stop)
+    int rc = run_unpaced(data, UPLOAD_BYTES, runs) || run_paced(data, UPLOAD_BYTES, paced_s);
+    if (bench_stopped())
         fprintf(stderr, "bench_com_upload: interrupted\n");
     free(data);
     return rc ? 1 : 0;
