@@ -789,14 +789,21 @@ static bool urc_may_go(const struct at_engine *e)
     return !e->busy && !e->data_mode && !dclock_timer_active(&e->gap);
 }
 
+/* Takes the oldest URC off the queue; the caller frees it. */
+static struct urc *urc_pop(struct at_engine *e)
+{
+    struct urc *u = e->urc_head;
+    e->urc_head = u->next;
+    if (!e->urc_head)
+        e->urc_tail = &e->urc_head;
+    e->urc_count--;
+    return u;
+}
+
 static void flush_urcs(struct at_engine *e)
 {
     while (e->urc_head && urc_may_go(e)) {
-        struct urc *u = e->urc_head;
-        e->urc_head = u->next;
-        if (!e->urc_head)
-            e->urc_tail = &e->urc_head;
-        e->urc_count--;
+        struct urc *u = urc_pop(e);
         output(e, u->text, u->len);
         free(u);
     }
@@ -820,14 +827,8 @@ static void post_urc(struct at_engine *e, bool now, const char *fmt, va_list ap)
         free(framed.p);
         return;
     }
-    if (e->urc_count == AT_URC_QUEUE_MAX) {
-        struct urc *old = e->urc_head; /* a module with a full buffer loses the oldest */
-        e->urc_head = old->next;
-        if (!e->urc_head)
-            e->urc_tail = &e->urc_head;
-        e->urc_count--;
-        free(old);
-    }
+    if (e->urc_count == AT_URC_QUEUE_MAX)
+        free(urc_pop(e)); /* a module with a full buffer loses the oldest */
     struct urc *u = malloc(sizeof(*u) + framed.len);
     if (u) {
         u->next = NULL;

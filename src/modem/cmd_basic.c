@@ -43,6 +43,13 @@ static int h_quiet(struct at_engine *e, enum at_form form, const struct at_args 
     return set_flag(form, a, &at_engine_settings(e)->quiet);
 }
 
+/* AT+CGMR and ATI print the firmware up to its '_' (BG95M3LAR02A03 of
+ * BG95M3LAR02A03_01.012.01.012); AT+QGMR prints all of it. */
+static int revision_len(const char *firmware)
+{
+    return (int)strcspn(firmware, "_");
+}
+
 static int h_info(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     struct modem *m = CHAN(ud)->m;
@@ -51,12 +58,7 @@ static int h_info(struct at_engine *e, enum at_form form, const struct at_args *
         return AT_ERROR;
     at_engine_reply(e, "Quectel");
     at_engine_reply(e, "%s", m->model->name);
-    /* one response group: "Quectel\r\nBG95-M3\r\nRevision: ...", not three */
-    char rev[128];
-    const char *us = strchr(m->firmware, '_');
-    int n = us ? (int)(us - m->firmware) : (int)strlen(m->firmware);
-    snprintf(rev, sizeof(rev), "Revision: %.*s", n, m->firmware);
-    at_engine_reply(e, "%s", rev);
+    at_engine_reply(e, "Revision: %.*s", revision_len(m->firmware), m->firmware);
     return AT_OK;
 }
 
@@ -219,9 +221,8 @@ static int h_cgmr(struct at_engine *e, enum at_form form, const struct at_args *
 {
     (void)a;
     const char *fw = CHAN(ud)->m->firmware;
-    const char *us = strchr(fw, '_');
-    char rev[96];
-    snprintf(rev, sizeof(rev), "%.*s", us ? (int)(us - fw) : (int)strlen(fw), fw);
+    char rev[sizeof(CHAN(ud)->m->firmware)];
+    snprintf(rev, sizeof(rev), "%.*s", revision_len(fw), fw);
     return ident(e, form, rev);
 }
 
