@@ -27,7 +27,8 @@
  * the store touch a file outside it.
  *
  * Threading and sharing: a store and its writers are used from one thread
- * (the loop's; the calls do small blocking file I/O). One store per state
+ * (the loop's; the calls do small blocking file I/O; a slot writer writes
+ * the package behind on a thread of its own). One store per state
  * directory: store_open() takes an exclusive lock on the directory, a
  * second open of the same directory (in this or another process) fails
  * with -EBUSY. No global state: any number of stores may live in a process.
@@ -153,22 +154,39 @@ int store_record_del(struct store *s, const char *name);
  *  -ENOMEM, open errors. */
 int store_slot_begin(struct store *s, uint64_t capacity, struct store_slot_writer **out);
 
-/** Appends the @p len bytes at @p buf to the package. A chunk that would
- *  take the package past the capacity is not written at all: -EFBIG, and
- *  what was written before stays. Errors: -EFBIG, write errors (the chunk
- *  is then cut off again). The writer stays usable after an error. */
+/** Appends the @p len bytes at @p buf to the package. The writer gathers
+ *  chunks in memory and a thread of its own writes them to the file in
+ *  large writes behind the caller, so a kill -9 during an upload may lose
+ *  the last few hundred KiB that arrived (as a module losing power loses
+ *  its RAM); store_slot_finish() writes the rest. A chunk that would take
+ *  the package past the capacity is not taken at all: -EFBIG, and what was
+ *  taken before stays. A write error shows at this call or a later one
+ *  (the finish included): then the chunks not yet in the file are dropped,
+ *  this one too, the file is cut back to what it held and
+ *  store_slot_written() says that size. The writer stays usable after an
+ *  error. */
 int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len);
 
-/** The bytes written so far through @p w. */
+/** The bytes taken so far through @p w (in the file or about to be). */
 uint64_t store_slot_written(const struct store_slot_writer *w);
 
-/** Makes what @p w wrote durable (fsync of file and directory): from now on
- *  it is the slot's package. Frees @p w whatever the result.
- *  Errors: the errno of a failed fsync. */
+/** Ends @p w: writes what it still holds and makes the package durable
+ *  (fsync of the file; its name was made durable by store_slot_begin()).
+ *  From now on it is the slot's package. Frees @p w whatever the result.
+ *  Errors: the errno of a failed write or fsync (a failed write leaves the
+ *  package as store_slot_written() said after it). */
 int store_slot_finish(struct store_slot_writer *w);
 
+/** Ends @p w as store_slot_finish() does but leaves the fsync to the
+ *  caller, who may run it off the loop thread: when this returns 0 the
+ *  package is written, it is the slot's package and it survives kill -9 of
+ *  the process (the page cache keeps it); it survives an OS crash once the
+ *  caller has fsync()ed *@p sync_fd, from any thread, and closed it. On an
+ *  error *@p sync_fd is -1. Frees @p w whatever the result. */
+int store_slot_finish_unsynced(struct store_slot_writer *w, int *sync_fd);
+
 /** The size of the package in the slot; 0 when the slot is empty. While a
- *  writer is open: what it has written so far. */
+ *  writer is open: what it has taken so far (store_slot_written()). */
 uint64_t store_slot_size(struct store *s);
 
 /** Reads the whole package into a buffer from malloc() the caller frees.

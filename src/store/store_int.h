@@ -30,7 +30,7 @@ struct store {
     uint64_t efs_budget;
     struct store_kv *kv; /* settings, sorted by key */
     size_t n_kv;
-    bool slot_busy;     /* a slot writer is open */
+    struct store_slot_writer *slot_writer; /* the open slot writer, or NULL */
     unsigned n_writers; /* open slot and EFS writers */
 };
 

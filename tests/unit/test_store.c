@@ -595,39 +595,135 @@ static void test_slot_delete_and_size_zero_when_empty(void **state)
     assert_int_equal(store_slot_delete(f->s), -ENOENT);
 }
 
-static void test_slot_unfinished_write_is_readable_after_crash(void **state)
+/* Forks a child that opens the store in @p dir, writes @p len bytes of
+ * @p pkg into the slot in chunks of @p chunk, ends the writer when
+ * @p finish says so (store_slot_finish_unsynced(), no fsync) and is killed
+ * with SIGKILL, as a power cut or kill -9 would take the process. */
+static void slot_write_then_die(const char *dir, const uint8_t *pkg, size_t len, size_t chunk,
+                                bool finish)
 {
-    struct fx *f = *state;
-    uint8_t old_pkg[4000], new_pkg[3 * 1024];
-    img_fill(old_pkg, sizeof(old_pkg), 1);
-    img_fill(new_pkg, sizeof(new_pkg), 2);
-    slot_put(f->s, old_pkg, sizeof(old_pkg));
-    store_close(f->s);
-    f->s = NULL;
-
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) { /* a download that dies after three chunks */
+    if (pid == 0) {
         struct store *s;
         struct store_slot_writer *w;
-        if (store_open(f->dir, &s) != 0 || store_slot_begin(s, SLOT_CAP_BG95M1, &w) != 0)
+        int fd;
+        if (store_open(dir, &s) != 0 || store_slot_begin(s, SLOT_CAP_BG95M1, &w) != 0)
             _exit(1);
-        for (int i = 0; i < 3; i++)
-            if (store_slot_write(w, new_pkg + i * 1024, 1024) != 0)
+        for (size_t off = 0; off < len; off += chunk)
+            if (store_slot_write(w, pkg + off, len - off < chunk ? len - off : chunk) != 0)
                 _exit(1);
+        if (finish && store_slot_finish_unsynced(w, &fd) != 0)
+            _exit(1);
         raise(SIGKILL);
         _exit(1);
     }
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
 
+static void test_slot_killed_mid_write_keeps_a_prefix(void **state)
+{
+    struct fx *f = *state;
+    const size_t len = 700 * 1024; /* more than the writer gathers at once */
+    uint8_t *old_pkg = malloc(len), *new_pkg = malloc(len);
+    assert_non_null(old_pkg);
+    assert_non_null(new_pkg);
+    img_fill(old_pkg, len, 1);
+    img_fill(new_pkg, len, 2);
+    slot_put(f->s, old_pkg, len);
+    store_close(f->s);
+    f->s = NULL;
+
+    slot_write_then_die(f->dir, new_pkg, len, 1024, false);
+    /* the old package was erased; what the writer had put in the file is
+     * a prefix of the new one (what it still gathered in memory is gone,
+     * as a module's RAM is at a power cut) */
     assert_int_equal(store_open(f->dir, &f->s), 0);
-    assert_int_equal(store_slot_size(f->s), sizeof(new_pkg));
-    expect_read(f->s, store_slot_read, new_pkg, sizeof(new_pkg));
+    uint64_t size = store_slot_size(f->s);
+    assert_true(size <= len);
+    if (size) {
+        uint8_t *buf;
+        size_t got;
+        assert_int_equal(store_slot_read(f->s, &buf, &got), 0);
+        assert_int_equal(got, size);
+        assert_memory_equal(buf, new_pkg, got);
+        free(buf);
+    }
     /* The next download overwrites it. */
     slot_put(f->s, old_pkg, 100);
     assert_int_equal(store_slot_size(f->s), 100);
+    free(old_pkg);
+    free(new_pkg);
+}
+
+static void test_slot_finished_unsynced_survives_kill(void **state)
+{
+    struct fx *f = *state;
+    const size_t len = 600 * 1024 + 7; /* whole buffers and a tail */
+    uint8_t *pkg = malloc(len);
+    assert_non_null(pkg);
+    img_fill(pkg, len, 4);
+    store_close(f->s);
+    f->s = NULL;
+
+    slot_write_then_die(f->dir, pkg, len, 4096, true);
+    assert_int_equal(store_open(f->dir, &f->s), 0);
+    assert_int_equal(store_slot_size(f->s), len);
+    expect_read(f->s, store_slot_read, pkg, len);
+    free(pkg);
+}
+
+static void test_slot_finish_unsynced_hands_over_the_file(void **state)
+{
+    struct fx *f = *state;
+    uint8_t pkg[5000];
+    img_fill(pkg, sizeof(pkg), 6);
+    struct store_slot_writer *w;
+    int fd = 123;
+    assert_int_equal(store_slot_finish_unsynced(NULL, &fd), -EINVAL);
+    assert_int_equal(fd, -1);
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
+    assert_int_equal(store_slot_write(w, pkg, sizeof(pkg)), 0);
+    assert_int_equal(store_slot_finish_unsynced(w, &fd), 0);
+    /* the writer is gone: the slot is free and holds the package, and the
+     * descriptor is the package's own, for the caller to fsync and close */
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, sizeof(pkg));
+    assert_int_equal(fsync(fd), 0);
+    assert_int_equal(close(fd), 0);
+    expect_read(f->s, store_slot_read, pkg, sizeof(pkg));
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
+    assert_int_equal(store_slot_finish(w), 0);
+}
+
+static void test_slot_chunks_of_any_size_across_buffers(void **state)
+{
+    struct fx *f = *state;
+    /* odd chunks, one bigger than the writer's buffer and one exactly
+     * filling what is left of it, in that order and again */
+    static const size_t chunks[] = {1, 4095, 700 * 1024, 3, 256 * 1024, 12345, 256 * 1024 - 1, 77};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++)
+        total += chunks[i];
+    uint8_t *pkg = malloc(total);
+    assert_non_null(pkg);
+    img_fill(pkg, total, 8);
+    struct store_slot_writer *w;
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        assert_int_equal(store_slot_write(w, pkg + off, chunks[i]), 0);
+        off += chunks[i];
+        assert_int_equal(store_slot_written(w), off);
+        assert_int_equal(store_slot_size(f->s), off);
+    }
+    assert_int_equal(store_slot_finish(w), 0);
+    reopen(f);
+    expect_read(f->s, store_slot_read, pkg, total);
+    free(pkg);
 }
 
 /* ---- firmware images --------------------------------------------------- */
@@ -1093,7 +1189,10 @@ int main(void)
         T(test_slot_capacity_exact_boundary),
         T(test_slot_new_write_replaces_old_package),
         T(test_slot_delete_and_size_zero_when_empty),
-        T(test_slot_unfinished_write_is_readable_after_crash),
+        T(test_slot_killed_mid_write_keeps_a_prefix),
+        T(test_slot_finished_unsynced_survives_kill),
+        T(test_slot_finish_unsynced_hands_over_the_file),
+        T(test_slot_chunks_of_any_size_across_buffers),
         T(test_fwnew_begin_resume_keeps_content),
         T(test_fwnew_commit_replaces_fw_and_is_idempotent),
         T(test_efs_name_validation),
