@@ -21,18 +21,23 @@ static int com_write(struct modem_upload *u, const uint8_t *buf, size_t len)
     return r;
 }
 
-/* What arrived stays in the slot however the upload ended (2.2.3.3 note 2). */
+/* What arrived stays in the slot however the upload ended (2.2.3.3 note
+ * 2); a slot that could not take it answers ERROR. The final result waits
+ * for the package to be written, not for its fsync, which would hold the
+ * loop and the host for a 7 MB file: a kill -9 after the OK keeps it all the
+ * same (the page cache has it), and the fsync follows on a worker. */
 static int com_end(struct modem_upload *u, enum modem_upload_end how, int err)
 {
-    (void)how;
-    (void)err;
-    int r = store_slot_finish(u->w.slot);
+    (void)err; /* logged by com_write */
+    int fd;
+    int r = store_slot_finish_unsynced(u->w.slot, &fd);
     u->w.slot = NULL;
     if (r) {
         modem_log(u->chan->m, 0, "package upload: cannot keep the slot: %s", strerror(-r));
         return AT_ERROR;
     }
-    return AT_OK;
+    modem_sync_later(u->chan->m, fd, "package upload");
+    return how == UPLOAD_FAILED ? AT_ERROR : AT_OK;
 }
 
 /* only a whole package starts the update; a cut one waits in the slot */

@@ -543,6 +543,57 @@ void modem_power_down(struct modem *m)
     dclock_timer_start(&m->action_timer, 0);
 }
 
+/* ---- background fsync ------------------------------------------------ */
+
+struct modem_sync {
+    uv_work_t req;
+    struct modem *m;
+    const char *what;
+    int fd, err;
+};
+
+static void close_step(void *arg);
+
+static void sync_work(uv_work_t *req)
+{
+    struct modem_sync *j = req->data;
+    j->err = fsync(j->fd) == 0 ? 0 : errno;
+}
+
+static void sync_done(uv_work_t *req, int status)
+{
+    struct modem_sync *j = req->data;
+    struct modem *m = j->m;
+    (void)status; /* never cancelled */
+    if (j->err)
+        modem_log(m, 0, "%s: fsync failed: %s", j->what, strerror(j->err));
+    close(j->fd);
+    free(j);
+    m->syncs--;
+    if (m->closing)
+        close_step(m);
+}
+
+void modem_sync_later(struct modem *m, int fd, const char *what)
+{
+    struct modem_sync *j = malloc(sizeof(*j));
+    if (j) {
+        *j = (struct modem_sync){.m = m, .what = what, .fd = fd};
+        j->req.data = j;
+        if (uv_queue_work(m->loop, &j->req, sync_work, sync_done) == 0) {
+            m->syncs++;
+            if (m->closing) /* an upload cut by modem_close() itself */
+                m->closing++;
+            return;
+        }
+        free(j);
+    }
+    /* no worker to be had: flush here rather than not at all */
+    if (fsync(fd) != 0)
+        modem_log(m, 0, "%s: fsync failed: %s", what, strerror(errno));
+    close(fd);
+}
+
 /* ---- lifecycle ------------------------------------------------------- */
 
 /* --preload-package: the file goes into the slot as a download would put
@@ -719,7 +770,9 @@ void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
     set_input(m, AT_INPUT_OFF);
     fota_free(m->fota);
     m->fota = NULL;
-    m->closing = 1; /* held until every close below is started */
+    /* held until every close below is started; each running fsync job
+     * holds it too (sync_done() steps it) */
+    m->closing = 1 + m->syncs;
     for (unsigned i = 0; i < m->nchan; i++) {
         modem_upload_abort(&m->chan[i]);
         m->closing++;

@@ -123,6 +123,8 @@ struct modem {
     struct modem_net net;
     int dtr_mode;       /* AT&D */
 
+    unsigned syncs; /* modem_sync_later() jobs still running */
+
     void (*close_cb)(void *arg);
     void *close_arg;
     unsigned closing;
@@ -137,6 +139,13 @@ void modem_chan_write(struct modem_chan *c, const void *buf, size_t len);
 
 /* Posts a URC on every AT port. */
 void modem_urc(struct modem *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Takes @p fd (a file the store wrote, see store_slot_finish_unsynced())
+ * and fsyncs and closes it on a libuv worker thread, so that a large file's
+ * flush does not stall the loop or the answer that waits on it; a failure
+ * is logged with @p what (a string literal). modem_close() waits for these
+ * jobs, so the module's files are on disk when it reports closed. */
+void modem_sync_later(struct modem *m, int fd, const char *what);
 
 /* Power */
 void modem_reset(struct modem *m);

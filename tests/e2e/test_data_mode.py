@@ -101,6 +101,24 @@ def test_com_upload_timeout_reports_the_partial_upload_and_keeps_it(make_modem, 
     assert m.read_for(0.3) == b""  # a cut package starts nothing, in trigger mode 1 too
 
 
+def test_com_upload_survives_a_kill_right_after_its_ok(make_modem, tmp_path):
+    """The OK means the package is in the slot: a power cut (kill -9) the
+    moment it arrives loses nothing, however large the package."""
+    data = pack(tmp_path, OLD, NEW).read_bytes()
+    data += bytes(range(256)) * ((3 * 1024 * 1024 - len(data)) // 256)  # a few MB, not a whole buffer
+    m = booted(make_modem)
+    assert m.cmd("AT+QFOTADL=3,0") == b"\r\nOK\r\n"
+    connect(m, f'AT+QFOTADL="COM:",{len(data)}')
+    m.write(data)
+    assert report(m, "QFOTADL") == (len(data), xor16(data))
+    m.kill9()
+    assert (m.state / "slot" / "package").read_bytes() == data
+    m.start()
+    m.wait_boot()
+    m.cmd("ATE0")
+    assert m.cmd("AT+QFOTADL=4") == f"\r\n+QFOTADL: 4,{len(data)}\r\n\r\nOK\r\n".encode()
+
+
 def test_com_size_zero_or_beyond_the_slot_is_590_without_connect(make_modem):
     m = booted(make_modem)
     for size in (0, -1, SLOT_BYTES + 1):

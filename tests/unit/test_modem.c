@@ -605,6 +605,30 @@ static void test_com_upload_refuses_bad_sizes_and_timeouts(void **state)
     }
 }
 
+/* A power cut (here: the modem closed) in the middle of an upload keeps
+ * what arrived, as the note's 2.2.3.3 note 2 keeps it on +++; the close
+ * waits for the package's flush, which runs on a worker. */
+static void test_com_upload_cut_by_power_loss_keeps_what_arrived(void **state)
+{
+    struct fx *f = *state;
+    modem_start(f, NULL);
+    boot(f);
+    at(f, "ATE0");
+    host_send(f, "AT+QFOTADL=\"COM:\",1000000\r");
+    expect(f, "\r\nCONNECT\r\n");
+    static uint8_t part[300 * 1024]; /* more than the slot writer gathers */
+    memset(part, 0x5a, sizeof(part));
+    port_mem_feed(f->p, part, sizeof(part));
+    expect_nothing(f);
+    modem_restart(f, NULL);
+    boot(f);
+    at(f, "ATE0");
+    char want[64];
+    snprintf(want, sizeof(want), "\r\n+QFOTADL: 4,%zu\r\n\r\nOK\r\n", sizeof(part));
+    host_send(f, "AT+QFOTADL=4\r");
+    expect(f, want);
+}
+
 /* AT&D0 ignores DTR; AT&D1 and AT&D2 leave data mode on a DTR drop keeping
  * what arrived, with the upload's result and OK. */
 static void dtr_drop_in_upload(struct fx *f, int dtr_mode)
@@ -752,6 +776,7 @@ int main(void)
         T(test_com_upload_takes_exactly_each_models_slot),
         T(test_com_upload_fills_the_smallest_slot_to_the_last_byte),
         T(test_com_upload_ends_after_timeout_seconds_of_silence),
+        T(test_com_upload_cut_by_power_loss_keeps_what_arrived),
         T(test_com_upload_refuses_bad_sizes_and_timeouts),
         T(test_dtr_is_ignored_in_data_mode_under_at_d0),
         T(test_dtr_drop_leaves_data_mode_keeping_the_data_under_at_d1),
