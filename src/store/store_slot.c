@@ -50,9 +50,11 @@ static void *slot_thread(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
         if (!w->out)
             break;
+        const uint8_t *out = w->out;
+        size_t len = w->out_len;
         uint64_t flushed = w->flushed;
         pthread_mutex_unlock(&w->mu);
-        int rc = store__append(w->fd, &flushed, w->capacity, w->out, w->out_len, -EFBIG);
+        int rc = store__append(w->fd, &flushed, w->capacity, out, len, -EFBIG);
         pthread_mutex_lock(&w->mu);
         w->flushed = flushed;
         if (rc && !w->err)
