@@ -560,14 +560,20 @@ static void sync_work(uv_work_t *req)
     j->err = fsync(j->fd) == 0 ? 0 : errno;
 }
 
+/* The end of a flush, on the loop thread: logs a failure, closes @p fd. */
+static void sync_end(struct modem *m, const char *what, int fd, int err)
+{
+    if (err)
+        modem_log(m, 0, "%s: fsync failed: %s", what, strerror(err));
+    close(fd);
+}
+
 static void sync_done(uv_work_t *req, int status)
 {
     struct modem_sync *j = req->data;
     struct modem *m = j->m;
     (void)status; /* never cancelled */
-    if (j->err)
-        modem_log(m, 0, "%s: fsync failed: %s", j->what, strerror(j->err));
-    close(j->fd);
+    sync_end(m, j->what, j->fd, j->err);
     free(j);
     m->syncs--;
     if (m->closing)
@@ -589,9 +595,7 @@ void modem_sync_later(struct modem *m, int fd, const char *what)
         free(j);
     }
     /* no worker to be had: flush here rather than not at all */
-    if (fsync(fd) != 0)
-        modem_log(m, 0, "%s: fsync failed: %s", what, strerror(errno));
-    close(fd);
+    sync_end(m, what, fd, fsync(fd) == 0 ? 0 : errno);
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
