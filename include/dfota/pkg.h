@@ -3,20 +3,26 @@
  * that stand in for real releases.
  *
  * A package is a header (magic, format version, source and target versions,
- * sizes and SHA-256 digests, a block table, a header checksum) followed by
+ * sizes and SHA-256 digests, the payload's SHA-256, a block table, a header
+ * checksum) followed by
  * the target image cut into blocks of block_size bytes, each compressed as
  * its own zstd frame with a window of the source image as prefix. Because
  * every block decodes on its own, an interrupted update resumes at the first
  * block not yet done, and every block is checked on its own (XXH64 in the
- * block table). The byte layout is described in src/pkg/pkg_int.h.
+ * block table). The header checksum and the payload digest together make a
+ * package its own check: any changed byte shows without the source image
+ * (pkg_check_fd(), pkg_verify()). The byte layout is described in
+ * src/pkg/pkg_int.h.
  *
  * Errors are 0 or a negative errno. pkg_open() gives each corruption
  * class its own code:
  *   -ENODATA          truncated: shorter than the fixed header, the header
  *                     its header-size field gives, or the package's total
  *   -EBADMSG          bad magic: not one of our packages (an opaque vendor
- *                     package); from pkg_verify()/pkg_apply_block(): a
- *                     corrupt frame or a block digest mismatch
+ *                     package); from pkg_verify()/pkg_check_fd(): the
+ *                     payload digest does not match; from pkg_verify()/
+ *                     pkg_apply_block()/pkg_decode_block(): a corrupt frame
+ *                     or a block digest mismatch
  *   -EPROTONOSUPPORT  unsupported format version
  *   -EILSEQ           header checksum mismatch
  *   -ENAMETOOLONG     a version string not NUL-terminated within
@@ -62,8 +68,27 @@
 /** Largest package file pkg_file_read() loads for the tools (1 GiB). */
 #define PKG_FILE_MAX (1u << 30)
 
+/* ---- SHA-256 ---------------------------------------------------------
+ * Through OpenSSL's libcrypto (EVP), which uses the CPU's SHA extensions.
+ * No shared state: every function here may run on any thread. */
+
 /** SHA-256 of @p len bytes at @p buf into @p out. Returns 0 or -EIO. */
 int pkg_sha256(const void *buf, size_t len, uint8_t out[32]);
+
+/** A SHA-256 being computed piece by piece. */
+struct pkg_sha256;
+/** A new context. 0, -ENOMEM or -EIO; free it with pkg_sha256_free(). */
+int pkg_sha256_new(struct pkg_sha256 **out);
+/** Adds @p len bytes at @p buf. 0 or -EIO. */
+int pkg_sha256_update(struct pkg_sha256 *h, const void *buf, size_t len);
+/** Writes the digest of what was added to @p out (once). 0 or -EIO. */
+int pkg_sha256_final(struct pkg_sha256 *h, uint8_t out[32]);
+/** Frees @p h (NULL is fine). */
+void pkg_sha256_free(struct pkg_sha256 *h);
+/** SHA-256 of the first @p len bytes of @p fd, read with pread() in 1 MiB
+ *  chunks from offset 0 (never the whole file in memory). 0, -EIO when the
+ *  file ends first, the errno of pread, -ENOMEM. */
+int pkg_sha256_fd(int fd, uint64_t len, uint8_t out[32]);
 
 /** A one-line message for a negative errno returned by this module
  *  (falls back to the system's text for other codes). Static storage. */
@@ -127,6 +152,45 @@ bool pkg_is_ours(const uint8_t *buf, size_t len);
  *  corruption classes listed at the top of this file, -EINVAL, -ENOMEM. */
 int pkg_open(const uint8_t *buf, size_t len, struct pkg **out);
 
+/** Bytes of the start of a package pkg_header_size() needs. */
+#define PKG_FIXED_HEADER_SIZE 272
+
+/** From the first @p len bytes of a package (PKG_FIXED_HEADER_SIZE of them
+ *  when the file has that many), the size of its whole header (fixed part,
+ *  block table, checksum) into *@p need. Errors: -EBADMSG not ours,
+ *  -EPROTONOSUPPORT, -ENODATA (fewer bytes), -ERANGE, -EINVAL. */
+int pkg_header_size(const uint8_t *buf, size_t len, size_t *need);
+
+/** Parses and checks the header and block table in the @p hdr_len bytes at
+ *  @p hdr (at least pkg_header_size()'s) of a package file of @p file_len
+ *  bytes: every check of pkg_open() that needs no frame byte. @p hdr is not
+ *  kept. The package works with pkg_get_info(), pkg_block_get(),
+ *  pkg_decode_block() and pkg_free(), not with pkg_verify*() or an applier
+ *  (they need the frames in memory). Errors as pkg_open(). */
+int pkg_open_header(const uint8_t *hdr, size_t hdr_len, uint64_t file_len, struct pkg **out);
+
+/** Where block @p i of a package is and what it makes. */
+struct pkg_block {
+    uint64_t frame_off;  /**< from the start of the package file */
+    uint32_t frame_len;
+    uint64_t prefix_off; /**< into the source image */
+    uint32_t prefix_len;
+    uint64_t dst_off;    /**< into the target image */
+    uint32_t dst_len;
+};
+
+/** Fills @p b for block @p i of @p p. 0 or -EINVAL (out of range). */
+int pkg_block_get(const struct pkg *p, uint32_t i, struct pkg_block *b);
+
+/** Whole-package check with no source image: reads the package file @p fd
+ *  of @p file_len bytes with pread() (never whole in memory), checks its
+ *  header and block table as pkg_open() does and the payload against its
+ *  digest. The frames themselves are checked as they are applied (each
+ *  block's digest). 0 when intact; else a class of the top of this file
+ *  (-EBADMSG: not ours, or a payload byte changed), the errno of pread,
+ *  -ENOMEM. Fills *@p info when not NULL and the check passed. */
+int pkg_check_fd(int fd, uint64_t file_len, struct pkg_info *info);
+
 /** The header of @p p; valid as long as @p p. */
 const struct pkg_info *pkg_get_info(const struct pkg *p);
 
@@ -140,10 +204,26 @@ void pkg_free(struct pkg *p);
  *  -ENOMEM. */
 int pkg_verify_block(const struct pkg *p, uint32_t index);
 
-/** pkg_verify_block() for every block. Returns 0 or the first error. */
+/** The payload against its digest (-EBADMSG), then pkg_verify_block() for
+ *  every block. Returns 0 or the first error. */
 int pkg_verify(const struct pkg *p);
 
 /* ---- applying ------------------------------------------------------- */
+
+/** A block decoder (a zstd context): one thread at a time uses one. */
+struct pkg_decoder;
+/** A new decoder. 0 or -ENOMEM; free it with pkg_decoder_free(). */
+int pkg_decoder_new(struct pkg_decoder **out);
+/** Frees @p d (NULL is fine). */
+void pkg_decoder_free(struct pkg_decoder *d);
+
+/** Decodes block @p i of @p p from its frame (@p frame, frame_len bytes as
+ *  read from the file) against @p prefix (prefix_len bytes of the source
+ *  image from prefix_off) into @p dst (@p cap >= dst_len bytes), checks the
+ *  block's digest and sets *@p dst_len. Errors: -EBADMSG corrupt frame or
+ *  digest mismatch, -EINVAL, -ENOSPC. */
+int pkg_decode_block(struct pkg_decoder *d, const struct pkg *p, uint32_t i, const uint8_t *frame,
+                     const uint8_t *prefix, uint8_t *dst, size_t cap, size_t *dst_len);
 
 /** Decodes the blocks of one package against one source image. */
 struct pkg_applier;

@@ -2,7 +2,7 @@
  * little-endian byte helpers every field goes through, and the helpers the
  * package modules share. Unit tests include it to forge corrupt packages.
  *
- * Layout of format 1 (all integers little-endian, offsets in bytes):
+ * Layout of format 2 (all integers little-endian, offsets in bytes):
  *
  *   fixed header (PKG_FIXED_SIZE bytes)
  *     0   8  magic "DFOTAPKG"
@@ -18,6 +18,9 @@
  *    80  32  SHA-256 of the target image
  *   112  64  source version, NUL-padded (at most PKG_VERSION_MAX chars)
  *   176  64  target version, NUL-padded
+ *   240  32  SHA-256 of the payload: with the header checksum below it
+ *            makes the package its own digest, checked with no source
+ *            image (a download's 710, dfota-pack verify)
  *   block table, block count entries of PKG_ENTRY_SIZE bytes
  *     0   8  frame offset, from the start of the payload
  *     8   4  frame length
@@ -42,7 +45,7 @@
 
 #define PKG_MAGIC "DFOTAPKG"
 #define PKG_MAGIC_LEN 8
-#define PKG_FORMAT_VERSION 1
+#define PKG_FORMAT_VERSION 2
 
 #define PKG_OFF_MAGIC 0
 #define PKG_OFF_FORMAT 8
@@ -57,8 +60,10 @@
 #define PKG_OFF_DST_SHA 80
 #define PKG_OFF_SRC_VERSION 112
 #define PKG_OFF_DST_VERSION 176
+#define PKG_OFF_PAYLOAD_SHA 240
 #define PKG_VERSION_FIELD (PKG_VERSION_MAX + 1)
-#define PKG_FIXED_SIZE 240
+#define PKG_FIXED_SIZE 272
+_Static_assert(PKG_FIXED_SIZE == PKG_FIXED_HEADER_SIZE, "pkg.h and the layout agree");
 
 #define PKG_ENTRY_SIZE 32
 #define PKG_ENT_FRAME_OFF 0
@@ -125,7 +130,8 @@ struct pkg_entry {
 
 /** A parsed package (pkg_read.c); pkg_apply.c reads it too. */
 struct pkg {
-    const uint8_t *payload; /* in the borrowed buffer */
+    const uint8_t *payload; /* in the borrowed buffer; NULL from pkg_open_header() */
+    uint8_t payload_sha[32];
     struct pkg_info info;
     struct pkg_entry *ent; /* block_count entries */
     uint32_t max_prefix;   /* largest prefix_len of any entry */
@@ -139,12 +145,13 @@ static inline size_t pkg_block_len(const struct pkg *p, uint32_t i)
     return (size_t)(left < p->info.block_size ? left : p->info.block_size);
 }
 
-/** Decodes frame @p i of @p p against @p prefix (its entry's prefix_len
- *  bytes) into @p dst (at least pkg_block_len() bytes): 0, or -EBADMSG
- *  when the frame is not exactly one zstd frame decoding to the block's
- *  size. Does not check the digest. */
-int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *prefix,
-                     uint8_t *dst);
+/** Decodes frame @p i of @p p (its frame_len bytes at @p frame) against
+ *  @p prefix (its entry's prefix_len bytes) into @p dst (at least
+ *  pkg_block_len() bytes): 0, or -EBADMSG when the frame is not exactly
+ *  one zstd frame decoding to the block's size. Does not check the
+ *  digest. */
+int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *frame,
+                     const uint8_t *prefix, uint8_t *dst);
 
 void pkg_entry_put(uint8_t *p, const struct pkg_entry *e);
 void pkg_entry_get(const uint8_t *p, struct pkg_entry *e);
@@ -152,6 +159,10 @@ void pkg_entry_get(const uint8_t *p, struct pkg_entry *e);
 /** Writes the checksum of the @p header_size byte header at @p hdr (into
  *  its last PKG_CHECKSUM_SIZE bytes). Returns 0 or a negative errno. */
 int pkg_header_seal(uint8_t *hdr, size_t header_size);
+
+/** SHA-256 of @p len bytes of @p fd from offset @p off, read with pread()
+ *  in chunks. 0, -EIO (the file ends first), -errno, -ENOMEM. */
+int pkg_sha256_fd_range(int fd, uint64_t off, uint64_t len, uint8_t out[32]);
 
 /** XXH64 of @p len bytes with seed 0: the per-block digest. */
 uint64_t pkg_xxh64(const void *buf, size_t len);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pkg_int.h"
 
@@ -50,23 +51,35 @@ static int check_entry(const struct pkg *p, uint32_t i, uint64_t expect_off)
     return 0;
 }
 
-static int parse(struct pkg *p, const uint8_t *buf, size_t len)
+/* The part of the fixed header that says how long the whole header is:
+ * magic, format version, header size. */
+static int parse_fixed(const uint8_t *buf, size_t len, uint32_t *hsize)
 {
-    struct pkg_info *in = &p->info;
     size_t n = len < PKG_MAGIC_LEN ? len : PKG_MAGIC_LEN;
     if (n && memcmp(buf, PKG_MAGIC, n))
         return -EBADMSG;
     if (len < PKG_OFF_FORMAT + 2)
         return -ENODATA;
-    in->format_version = pkg_get_le16(buf + PKG_OFF_FORMAT);
-    if (in->format_version != PKG_FORMAT_VERSION)
+    if (pkg_get_le16(buf + PKG_OFF_FORMAT) != PKG_FORMAT_VERSION)
         return -EPROTONOSUPPORT;
     if (len < PKG_FIXED_SIZE)
         return -ENODATA;
-
-    uint32_t hsize = pkg_get_le32(buf + PKG_OFF_HEADER_SIZE);
-    if (hsize < pkg_header_size_for(0) || hsize > pkg_header_size_for(MAX_BLOCKS))
+    *hsize = pkg_get_le32(buf + PKG_OFF_HEADER_SIZE);
+    if (*hsize < pkg_header_size_for(0) || *hsize > pkg_header_size_for(MAX_BLOCKS))
         return -ERANGE;
+    return 0;
+}
+
+/* Parses the header in the @p len bytes at @p buf (at least the header) of
+ * a package file of @p file_len bytes; the block table is copied. */
+static int parse(struct pkg *p, const uint8_t *buf, size_t len, uint64_t file_len)
+{
+    struct pkg_info *in = &p->info;
+    uint32_t hsize;
+    int rc = parse_fixed(buf, len, &hsize);
+    if (rc)
+        return rc;
+    in->format_version = PKG_FORMAT_VERSION;
     if (len < hsize)
         return -ENODATA;
     uint8_t sum[PKG_CHECKSUM_SIZE];
@@ -76,7 +89,7 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len)
         return -EILSEQ;
 
     /* from here on the header is what the builder wrote */
-    int rc = pkg_version_field_get(buf + PKG_OFF_SRC_VERSION, in->src_version);
+    rc = pkg_version_field_get(buf + PKG_OFF_SRC_VERSION, in->src_version);
     if (!rc)
         rc = pkg_version_field_get(buf + PKG_OFF_DST_VERSION, in->dst_version);
     if (rc)
@@ -90,18 +103,18 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len)
     in->dst_size = pkg_get_le64(buf + PKG_OFF_DST_SIZE);
     memcpy(in->src_sha256, buf + PKG_OFF_SRC_SHA, 32);
     memcpy(in->dst_sha256, buf + PKG_OFF_DST_SHA, 32);
+    memcpy(p->payload_sha, buf + PKG_OFF_PAYLOAD_SHA, 32);
     if ((rc = check_sizes(in)))
         return rc;
     uint64_t payload = pkg_get_le64(buf + PKG_OFF_PAYLOAD_SIZE);
     if (payload > PKG_FILE_MAX)
         return -ERANGE;
     in->total_size = hsize + payload;
-    if (len < in->total_size)
+    if (file_len < in->total_size)
         return -ENODATA;
-    if (len > in->total_size)
+    if (file_len > in->total_size)
         return -EMSGSIZE;
 
-    p->payload = buf + hsize;
     p->ent = calloc(in->block_count, sizeof(*p->ent));
     if (!p->ent)
         return -ENOMEM;
@@ -118,7 +131,18 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len)
     return off == payload ? 0 : -ERANGE;
 }
 
-int pkg_open(const uint8_t *buf, size_t len, struct pkg **out)
+int pkg_header_size(const uint8_t *buf, size_t len, size_t *need)
+{
+    if (!buf || !need)
+        return -EINVAL;
+    uint32_t hsize;
+    int rc = parse_fixed(buf, len, &hsize);
+    if (!rc)
+        *need = hsize;
+    return rc;
+}
+
+static int open_parsed(const uint8_t *buf, size_t len, uint64_t file_len, struct pkg **out)
 {
     if (!out || (!buf && len))
         return -EINVAL;
@@ -126,13 +150,74 @@ int pkg_open(const uint8_t *buf, size_t len, struct pkg **out)
     struct pkg *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    int rc = parse(p, buf, len);
+    int rc = parse(p, buf, len, file_len);
     if (rc) {
         pkg_free(p);
         return rc;
     }
     *out = p;
     return 0;
+}
+
+int pkg_open(const uint8_t *buf, size_t len, struct pkg **out)
+{
+    int rc = open_parsed(buf, len, len, out);
+    if (!rc)
+        (*out)->payload = buf + (*out)->info.header_size;
+    return rc;
+}
+
+int pkg_open_header(const uint8_t *hdr, size_t hdr_len, uint64_t file_len, struct pkg **out)
+{
+    return open_parsed(hdr, hdr_len, file_len, out);
+}
+
+int pkg_block_get(const struct pkg *p, uint32_t i, struct pkg_block *b)
+{
+    if (!p || !b || i >= p->info.block_count)
+        return -EINVAL;
+    const struct pkg_entry *e = &p->ent[i];
+    *b = (struct pkg_block){
+        .frame_off = p->info.header_size + e->frame_off,
+        .frame_len = e->frame_len,
+        .prefix_off = e->prefix_off,
+        .prefix_len = e->prefix_len,
+        .dst_off = (uint64_t)i * p->info.block_size,
+        .dst_len = (uint32_t)pkg_block_len(p, i),
+    };
+    return 0;
+}
+
+int pkg_check_fd(int fd, uint64_t file_len, struct pkg_info *info)
+{
+    uint8_t fixed[PKG_FIXED_SIZE];
+    size_t n = file_len < sizeof(fixed) ? (size_t)file_len : sizeof(fixed);
+    ssize_t got = pread(fd, fixed, n, 0);
+    if (got < 0)
+        return -errno;
+    size_t need;
+    int rc = pkg_header_size(fixed, (size_t)got, &need);
+    if (rc)
+        return rc;
+    if (need > file_len)
+        return -ENODATA;
+    uint8_t *hdr = malloc(need);
+    if (!hdr)
+        return -ENOMEM;
+    got = pread(fd, hdr, need, 0);
+    struct pkg *p = NULL;
+    rc = got < 0 ? -errno : (size_t)got < need ? -ENODATA : pkg_open_header(hdr, need, file_len, &p);
+    free(hdr);
+    uint8_t sha[32];
+    if (!rc)
+        rc = pkg_sha256_fd_range(fd, p->info.header_size, p->info.total_size - p->info.header_size,
+                                 sha);
+    if (!rc && memcmp(sha, p->payload_sha, 32))
+        rc = -EBADMSG;
+    if (!rc && info)
+        *info = p->info;
+    pkg_free(p);
+    return rc;
 }
 
 const struct pkg_info *pkg_get_info(const struct pkg *p)
@@ -148,11 +233,10 @@ void pkg_free(struct pkg *p)
     free(p);
 }
 
-int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *prefix,
-                     uint8_t *dst)
+int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *f,
+                     const uint8_t *prefix, uint8_t *dst)
 {
     const struct pkg_entry *e = &p->ent[i];
-    const uint8_t *f = p->payload + e->frame_off;
     size_t blen = pkg_block_len(p, i);
     if (e->frame_len < 4 || pkg_get_le32(f) != ZSTD_MAGICNUMBER ||
         ZSTD_findFrameCompressedSize(f, e->frame_len) != e->frame_len ||
@@ -176,7 +260,7 @@ static int verify_blocks(const struct pkg *p, uint32_t first, uint32_t end)
     ZSTD_DCtx *dc = ZSTD_createDCtx();
     int rc = zeros && blk && dc ? 0 : -ENOMEM;
     for (uint32_t i = first; !rc && i < end; i++)
-        rc = pkg_frame_decode(dc, p, i, zeros, blk);
+        rc = pkg_frame_decode(dc, p, i, p->payload + p->ent[i].frame_off, zeros, blk);
     ZSTD_freeDCtx(dc);
     free(blk);
     free(zeros);
@@ -185,14 +269,20 @@ static int verify_blocks(const struct pkg *p, uint32_t first, uint32_t end)
 
 int pkg_verify_block(const struct pkg *p, uint32_t index)
 {
-    if (!p || index >= p->info.block_count)
+    if (!p || !p->payload || index >= p->info.block_count)
         return -EINVAL;
     return verify_blocks(p, index, index + 1);
 }
 
 int pkg_verify(const struct pkg *p)
 {
-    if (!p)
+    if (!p || !p->payload)
         return -EINVAL;
+    uint8_t sha[32];
+    int rc = pkg_sha256(p->payload, p->info.total_size - p->info.header_size, sha);
+    if (rc)
+        return rc;
+    if (memcmp(sha, p->payload_sha, 32))
+        return -EBADMSG;
     return verify_blocks(p, 0, p->info.block_count);
 }

@@ -100,7 +100,7 @@ static void test_open_accepts_built_package_and_reports_header(void **state)
     assert_int_equal(pkg_open(f->pkg, f->pkg_len, &p), 0);
     const struct pkg_info *in = pkg_get_info(p);
     uint8_t sha[32];
-    assert_int_equal(in->format_version, 1);
+    assert_int_equal(in->format_version, 2);
     assert_string_equal(in->src_version, V1);
     assert_string_equal(in->dst_version, V2);
     assert_int_equal(in->src_size, IMG_SIZE);
@@ -157,7 +157,9 @@ static void test_open_unsupported_format_version_is_eprotonosupport(void **state
 {
     struct fixture *f = *state;
     uint8_t *c = copy(f->pkg, f->pkg_len);
-    pkg_put_le16(c + PKG_OFF_FORMAT, 2);
+    pkg_put_le16(c + PKG_OFF_FORMAT, 1); /* the format before the payload digest */
+    assert_int_equal(open_rc(c, f->pkg_len), -EPROTONOSUPPORT);
+    pkg_put_le16(c + PKG_OFF_FORMAT, 3);
     assert_int_equal(open_rc(c, f->pkg_len), -EPROTONOSUPPORT);
     free(c);
 }
@@ -540,6 +542,158 @@ static void test_apply_in_any_order_and_repeated_resumes(void **state)
     pkg_free(p);
 }
 
+/* ---- the package's own digest and the streaming reader ------------------ */
+
+/* pkg_check_fd() of @p len bytes of @p b written to a temporary file. */
+static int check_fd_rc(const uint8_t *b, size_t len, struct pkg_info *info)
+{
+    char path[] = "/tmp/test_pkg.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, b, len), (ssize_t)len);
+    int rc = pkg_check_fd(fd, len, info);
+    close(fd);
+    return rc;
+}
+
+static void test_streaming_sha256_equals_one_shot_and_the_known_vector(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t one[32], pieces[32];
+    /* FIPS 180-2's "abc" */
+    static const uint8_t abc[32] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    assert_int_equal(pkg_sha256("abc", 3, one), 0);
+    assert_memory_equal(one, abc, 32);
+    assert_int_equal(pkg_sha256(f->src, f->src_len, one), 0);
+    struct pkg_sha256 *h;
+    assert_int_equal(pkg_sha256_new(&h), 0);
+    for (size_t off = 0; off < f->src_len; off += 4093) /* odd pieces */
+        assert_int_equal(pkg_sha256_update(h, f->src + off,
+                                           f->src_len - off < 4093 ? f->src_len - off : 4093),
+                         0);
+    assert_int_equal(pkg_sha256_final(h, pieces), 0);
+    pkg_sha256_free(h);
+    assert_memory_equal(one, pieces, 32);
+
+    char path[] = "/tmp/test_pkg.XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    assert_int_equal(write(fd, f->src, f->src_len), (ssize_t)f->src_len);
+    assert_int_equal(pkg_sha256_fd(fd, f->src_len, pieces), 0);
+    assert_memory_equal(one, pieces, 32);
+    assert_int_equal(pkg_sha256_fd(fd, f->src_len + 1, pieces), -EIO); /* the file ends first */
+    close(fd);
+}
+
+static void test_check_fd_finds_any_changed_byte_without_the_source(void **state)
+{
+    struct fixture *f = *state;
+    struct pkg_info info;
+    assert_int_equal(check_fd_rc(f->pkg, f->pkg_len, &info), 0);
+    assert_int_equal(info.total_size, f->pkg_len);
+    assert_string_equal(info.dst_version, V2);
+    size_t hs = header_size(f);
+    uint8_t *c = copy(f->pkg, f->pkg_len);
+    /* every region: fixed header, payload digest, table, checksum, each
+     * frame's first and last byte, the package's last byte */
+    size_t at[64], n = 0;
+    at[n++] = 20;
+    at[n++] = PKG_OFF_PAYLOAD_SHA + 3;
+    at[n++] = PKG_FIXED_SIZE + 5;
+    at[n++] = hs - 1;
+    for (uint32_t i = 0; i < 8; i++) {
+        size_t len;
+        uint8_t *fr = frame_in(f, c, i, &len);
+        at[n++] = (size_t)(fr - c);
+        at[n++] = (size_t)(fr - c) + len - 1;
+    }
+    at[n++] = f->pkg_len - 1;
+    for (size_t k = 0; k < n; k++) {
+        c[at[k]] ^= 0x01;
+        int rc = check_fd_rc(c, f->pkg_len, NULL);
+        if (rc == 0)
+            fail_msg("a flipped bit at %zu passed the check", at[k]);
+        /* the whole-buffer reader agrees */
+        struct pkg *p = NULL;
+        if (pkg_open(c, f->pkg_len, &p) == 0) {
+            assert_int_equal(pkg_verify(p), -EBADMSG);
+            pkg_free(p);
+        }
+        c[at[k]] ^= 0x01;
+    }
+    assert_int_equal(check_fd_rc(c, f->pkg_len - 1, NULL), -ENODATA);
+    assert_int_equal(check_fd_rc(c, 100, NULL), -ENODATA);
+    uint8_t *longer = calloc(1, f->pkg_len + 1);
+    memcpy(longer, f->pkg, f->pkg_len);
+    assert_int_equal(check_fd_rc(longer, f->pkg_len + 1, NULL), -EMSGSIZE);
+    free(longer);
+    assert_int_equal(check_fd_rc((const uint8_t *)"<html>not found</html>", 22, NULL), -EBADMSG);
+    free(c);
+}
+
+static void test_streaming_reader_rebuilds_the_target_block_by_block(void **state)
+{
+    struct fixture *f = *state;
+    size_t need;
+    assert_int_equal(pkg_header_size(f->pkg, PKG_FIXED_HEADER_SIZE, &need), 0);
+    assert_int_equal(need, header_size(f));
+    assert_int_equal(pkg_header_size(f->pkg, PKG_FIXED_HEADER_SIZE - 1, &need), -ENODATA);
+    /* the header alone, in its own buffer that goes away */
+    uint8_t *hdr = copy(f->pkg, need);
+    struct pkg *p;
+    assert_int_equal(pkg_open_header(hdr, need, f->pkg_len, &p), 0);
+    free(hdr);
+    struct pkg *q;
+    hdr = copy(f->pkg, need);
+    assert_int_equal(pkg_open_header(hdr, need, f->pkg_len - 1, &q), -ENODATA);
+    assert_int_equal(pkg_open_header(hdr, need - 1, f->pkg_len, &q), -ENODATA);
+    free(hdr);
+    struct pkg_decoder *d1, *d2;
+    assert_int_equal(pkg_decoder_new(&d1), 0);
+    assert_int_equal(pkg_decoder_new(&d2), 0);
+    uint8_t *out = calloc(1, f->dst_len);
+    const struct pkg_info *in = pkg_get_info(p);
+    for (uint32_t i = 0; i < in->block_count; i++) {
+        struct pkg_block b;
+        assert_int_equal(pkg_block_get(p, i, &b), 0);
+        /* each piece in a buffer of exactly its size, as read from files */
+        uint8_t *frame = copy(f->pkg + b.frame_off, b.frame_len);
+        uint8_t *prefix = copy(f->src + b.prefix_off, b.prefix_len);
+        size_t got;
+        assert_int_equal(pkg_decode_block(i % 2 ? d1 : d2, p, i, frame, prefix, out + b.dst_off,
+                                          f->dst_len - b.dst_off, &got),
+                         0);
+        assert_int_equal(got, b.dst_len);
+        frame[b.frame_len / 2] ^= 0x40;
+        uint8_t *scratch = malloc(b.dst_len);
+        assert_int_equal(pkg_decode_block(d1, p, i, frame, prefix, scratch, b.dst_len, &got),
+                         -EBADMSG);
+        free(scratch);
+        free(frame);
+        free(prefix);
+    }
+    uint8_t *whole;
+    size_t whole_len;
+    assert_int_equal(pkg_apply_all(p == NULL ? NULL : p, f->src, f->src_len, &whole, &whole_len),
+                     -EINVAL); /* the header-only package has no frames to apply */
+    struct pkg *full;
+    assert_int_equal(pkg_open(f->pkg, f->pkg_len, &full), 0);
+    assert_int_equal(pkg_apply_all(full, f->src, f->src_len, &whole, &whole_len), 0);
+    assert_memory_equal(out, whole, f->dst_len);
+    assert_memory_equal(out, f->dst, f->dst_len);
+    struct pkg_block b;
+    assert_int_equal(pkg_block_get(p, in->block_count, &b), -EINVAL);
+    free(whole);
+    free(out);
+    pkg_free(full);
+    pkg_decoder_free(d1);
+    pkg_decoder_free(d2);
+    pkg_free(p);
+}
+
 /* ---- images ----------------------------------------------------------- */
 
 static void test_image_is_deterministic(void **state)
@@ -687,7 +841,7 @@ static void test_info_json_names_every_field(void **state)
     assert_int_equal(pkg_info_print(pkg_get_info(p), true, m), 0);
     fclose(m);
     const char *keys[] = {
-        "\"format_version\":1", "\"src_version\":\"" V1 "\"", "\"dst_version\":\"" V2 "\"",
+        "\"format_version\":2", "\"src_version\":\"" V1 "\"", "\"dst_version\":\"" V2 "\"",
         "\"src_sha256\":\"",    "\"dst_sha256\":\"",          "\"src_size\":524288",
         "\"block_size\":65536", "\"block_count\":8",          "\"total_size\":"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -788,6 +942,9 @@ int main(void)
         cmocka_unit_test(test_corrupt_frame_byte_fails_only_that_block),
         cmocka_unit_test(test_verify_finds_a_broken_frame_without_the_source),
         cmocka_unit_test(test_apply_in_any_order_and_repeated_resumes),
+        cmocka_unit_test(test_streaming_sha256_equals_one_shot_and_the_known_vector),
+        cmocka_unit_test(test_check_fd_finds_any_changed_byte_without_the_source),
+        cmocka_unit_test(test_streaming_reader_rebuilds_the_target_block_by_block),
         cmocka_unit_test(test_image_is_deterministic),
         cmocka_unit_test(test_image_default_size_and_limits),
         cmocka_unit_test(test_two_versions_differ_like_releases),
