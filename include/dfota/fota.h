@@ -75,7 +75,7 @@ const char *fota_urc(char *buf, size_t cap, enum fota_stage stage, int value, bo
 
 struct fota;
 
-/** What the job asks of the module. */
+/** What the job asks of the module. Every hook runs on the loop thread. */
 struct fota_hooks {
     /** Print a URC (text without framing). */
     void (*urc)(void *ud, const char *text);
@@ -83,20 +83,25 @@ struct fota_hooks {
     void (*enter_dfota)(void *ud);
     /** The job is over: reboot into normal mode running @p firmware. */
     void (*reboot)(void *ud, const char *firmware);
+    /** A log line of the job (level 0 warning, 1 info, 2 debug); the module
+     *  prefixes it with its instance name. Optional. */
+    void (*log)(void *ud, int level, const char *msg);
 };
 
 /** Job configuration; pointers are borrowed for the job's life. */
 struct fota_cfg {
-    struct store *store;
+    struct store *store;          /**< opened with a loop (store_cfg.loop): the job's file
+                                       work runs through store_submit() */
     struct dclock *clock;
-    uint64_t slot_capacity;       /**< bytes */
+    uint64_t slot_capacity;       /**< bytes of NAND for a package: the model's limit */
     const char *opaque_target;    /**< accept packages without our magic, updating to this */
     bool pct_sign;                /**< UPDATING 5% (the note's transcript) or 5 */
     uint32_t stage_ms;            /**< pause between stages */
     uint32_t reset_ms;            /**< a reset's duration */
-    uint32_t update_ms_per_mb;    /**< applying speed; 0 as fast as the loop allows */
-    /** Seam for fault injection: called before each block is written; a
-     *  negative errno fails the write (flash error -> END,504). */
+    uint32_t update_ms_per_mb;    /**< applying speed; 0 as fast as the disk allows */
+    /** Seam for fault injection: called on a libuv worker thread before each
+     *  block is written; a negative errno fails the write (flash error ->
+     *  END,504). */
     int (*flash_fault)(void *ud, uint32_t block);
     void *flash_fault_ud;
 };
@@ -106,8 +111,11 @@ struct fota_cfg {
 int fota_new(const struct fota_cfg *cfg, const struct fota_hooks *hooks, void *ud,
              const char *firmware, struct fota **out);
 
-/** Frees the job and stops its timers. */
-void fota_free(struct fota *f);
+/** Ends the job at once, as a power cut does (no URC, nothing more written
+ *  by it; what its worker is doing finishes first), and frees it; @p cb
+ *  (may be NULL) runs with @p arg once nothing of the job runs any more,
+ *  possibly before this returns. */
+void fota_close(struct fota *f, void (*cb)(void *arg), void *arg);
 
 /** At power-on: when the journal holds an interrupted update, the module
  *  boots straight into DFOTA mode and continues it (enter_dfota is called
@@ -117,7 +125,8 @@ bool fota_resume(struct fota *f);
 /** AT+QFOTADL=1: starts the cycle from the slot. 0 or FOTA_CME_BUSY. */
 int fota_start_update(struct fota *f);
 
-/** Whether a DFOTA job runs (commands of the family then get 591). */
+/** Whether a DFOTA job runs: a package coming in through any door, or the
+ *  reset-and-update cycle (commands of the family then get 591). */
 bool fota_busy(const struct fota *f);
 
 /** AT+QFOTADL=3: the trigger mode (1 automatic after a download, 0 on
@@ -126,18 +135,84 @@ int fota_trigger_mode(const struct fota *f);
 /** Sets the trigger mode (non-zero means 1) until the next power cycle. */
 void fota_set_trigger_mode(struct fota *f, int mode);
 
-/** A reset or power cycle of the module: volatile job settings to defaults. */
+/** A reset or power cycle of the module: volatile job settings to defaults;
+ *  a package still coming in is cut (see fota_src_end()). */
 void fota_power_cycle(struct fota *f);
 
 /** The firmware the module runs now. */
 const char *fota_firmware(const struct fota *f);
 
-/** A package arrived in the slot (download or upload finished): starts the
- *  update when the trigger mode is 1. */
-void fota_package_ready(struct fota *f);
+/** The model's NAND space for a package, in bytes. */
+uint64_t fota_slot_capacity(const struct fota *f);
+
+/** AT+QFOTADL=4: the size of the package in the slot (0: none). */
+uint64_t fota_slot_size(const struct fota *f);
+
+/** AT+QFOTADL=5: empties the slot on a worker, then @p cb(@p ud, 0 or a
+ *  negative errno) on the loop (an empty slot is 0); @p cb runs even when
+ *  the job is closed meanwhile, so that it can free @p ud. FOTA_CME_BUSY
+ *  while a job runs (then @p cb is not called). */
+int fota_slot_delete(struct fota *f, void (*cb)(void *ud, int result), void *ud);
 
 /** Makes sure the running firmware has an image in the store (a new state
- *  dir gets the generated image of its version). 0 or a negative errno. */
+ *  dir gets the generated image of its version). At start-up, before the
+ *  loop runs. 0 or a negative errno. */
 int fota_ensure_image(struct fota *f);
+
+/* ---- package sources ---------------------------------------------------
+ *
+ * Every door a package comes through is a source of the job: the "COM:"
+ * upload, HTTP(S) and CoAP(S) downloads, a LwM2M push. The job alone owns
+ * the NAND slot: it decides capacity, busy, the package check and the
+ * trigger. A door begins a source with the size it was told, writes the
+ * bytes as they come and ends it; the package in the slot is replaced only
+ * once the first byte of the new one arrives.
+ */
+
+/** The door a package comes through. */
+enum fota_src_kind {
+    FOTA_SRC_COM,      /**< AT+QFOTADL="COM:": kept as it arrived, checked at the update */
+    FOTA_SRC_DOWNLOAD, /**< HTTP(S), CoAP(S), LwM2M: checked when complete (710) */
+};
+
+/** How a door ends its source. */
+enum fota_src_end {
+    FOTA_SRC_COMPLETE, /**< every byte arrived */
+    FOTA_SRC_STOPPED,  /**< the host or the transport stopped it early: what
+                            arrived stays in the slot, nothing is triggered */
+    FOTA_SRC_CUT,      /**< a reset or power-down: what arrived stays, no answer */
+};
+
+struct fota_src;
+
+/** What a door hears when its source is over (on the loop): @p result 0 when
+ *  the bytes are stored (a kill -9 can no longer lose them) and, for a
+ *  complete download, passed the package check; otherwise a <HTTP_err>
+ *  code of table 3 (707 slot write failed, 708 too large, 710 check
+ *  failed). @p size is the bytes the slot took. The update, when the
+ *  trigger mode starts one, follows right after this call. */
+typedef void (*fota_src_done)(void *ud, int result, uint64_t size);
+
+/** Begins a package of @p size bytes (0: not known yet) through door
+ *  @p kind. On 0 *@p out is the source, which the door ends with
+ *  fota_src_end(). Otherwise a code and no source: FOTA_CME_BUSY (a job
+ *  runs), and for a @p size beyond the slot FOTA_CME_PARAM (COM, refused
+ *  at command time) or FOTA_DL_TOO_LARGE (a download), FOTA_DL_UNKNOWN
+ *  without memory. */
+int fota_src_begin(struct fota *f, enum fota_src_kind kind, uint64_t size, struct fota_src **out);
+
+/** Takes the next @p len bytes (copied; never waits on the disk). 0, or a
+ *  code that ends the download: FOTA_DL_TOO_LARGE (past the slot: nothing
+ *  of this chunk taken), FOTA_DL_WRITE (an earlier write to flash failed).
+ *  The source stays open until fota_src_end(). */
+int fota_src_write(struct fota_src *s, const void *buf, size_t len);
+
+/** Bytes taken so far. */
+uint64_t fota_src_taken(const struct fota_src *s);
+
+/** Ends @p s (which is freed): @p done(@p ud, ...) follows on the loop once
+ *  the slot holds what arrived, except for FOTA_SRC_CUT, which calls
+ *  nothing. */
+void fota_src_end(struct fota_src *s, enum fota_src_end how, fota_src_done done, void *ud);
 
 #endif

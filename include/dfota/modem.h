@@ -89,6 +89,7 @@ struct modem_cfg {
     bool pace_uart;         /**< UART at the AT+IPR rate both ways, as a real one (the
                                  realistic profile always is); off: as fast as the pty */
     int verbose;            /**< log level on stderr: 0 warnings, 1 info, 2 debug */
+    const char *name;       /**< the instance's name in log lines; default the UART path */
     /* Seams (STYLE.md 11), NULL for the real thing: */
     struct dclock *clock;   /**< borrowed; NULL: a real clock at time_scale */
     struct port *uart;      /**< borrowed; NULL: a pty at uart_path. The modem sets its events. */

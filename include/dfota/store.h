@@ -26,9 +26,16 @@
  * (O_NOFOLLOW per component), so nothing planted in the directory can make
  * the store touch a file outside it.
  *
- * Threading and sharing: a store and its writers are used from one thread
- * (the loop's; the calls do small blocking file I/O; a slot writer writes
- * the package behind on a thread of its own). One store per state
+ * Threading and sharing: a store and its writers belong to one libuv loop
+ * (store_cfg.loop). What must be durable runs off the loop thread: the
+ * store's work queue (store_submit()) runs items one at a time, in order,
+ * on libuv's threadpool, and completes them on the loop; the slot writer,
+ * store_set_async() and store_efs_finish() use it, and so does the DFOTA
+ * job for its own file work. A function marked "worker-safe" touches only
+ * the descriptors the store opened at store_open() and may run in such a
+ * work item; every other function is for the loop thread. The synchronous
+ * store_set()/store_del() are for start-up and tools (do not mix them with
+ * the asynchronous ones on a running store). One store per state
  * directory: store_open() takes an exclusive lock on the directory, a
  * second open of the same directory (in this or another process) fails
  * with -EBUSY. No global state: any number of stores may live in a process.
@@ -41,6 +48,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 /** Longest settings key and record name, in bytes. */
 #define STORE_KEY_MAX 64
@@ -66,7 +74,12 @@ struct store_efs_writer;
 struct store_cfg {
     uint64_t efs_budget; /**< EFS space in bytes (UFS and /datatx together);
                               0: STORE_EFS_DEFAULT_BUDGET */
+    uv_loop_t *loop;     /**< the loop of the asynchronous calls (borrowed; it
+                              must outlive the store); NULL: none may be used */
 };
+
+/** A completion on the loop: @p result is 0 or a negative errno. */
+typedef void (*store_cb)(void *ud, int result);
 
 /* ---- the store ---------------------------------------------------------- */
 
@@ -84,8 +97,28 @@ int store_open(const char *dir, struct store **out);
 int store_open_cfg(const char *dir, const struct store_cfg *cfg, struct store **out);
 
 /** Closes @p s and frees it (NULL is ignored). Every slot and EFS writer of
- *  @p s must have been finished or aborted first. */
+ *  @p s must have been finished or aborted, and its work queue must be
+ *  empty (store_flush() first). */
 void store_close(struct store *s);
+
+/* ---- work off the loop thread -------------------------------------------- */
+
+/** Runs @p work(@p ud) on a libuv worker thread, then @p done(@p ud, what
+ *  @p work returned) on the loop thread (@p done may be NULL). The work
+ *  items of one store, its own writes included, run one at a time in the
+ *  order they were submitted, so a later write never overtakes an earlier
+ *  one; stores are independent of each other. @p work may call only
+ *  worker-safe functions. Returns 0, -ENOMEM or -ENOTCONN (no loop);
+ *  nothing is queued on an error. */
+int store_submit(struct store *s, int (*work)(void *ud), store_cb done, void *ud);
+
+/** Calls @p cb(@p ud) on the loop once every work item submitted before
+ *  this call has completed (on a later turn of the loop, also when none is
+ *  queued). Returns 0, -ENOMEM or -ENOTCONN (then @p cb is not called). */
+int store_flush(struct store *s, void (*cb)(void *ud), void *ud);
+
+/** Whether work is queued or running. */
+bool store_busy(const struct store *s);
 
 /** The state directory @p s was opened on; owned by @p s. */
 const char *store_dir(const struct store *s);
@@ -126,7 +159,21 @@ int store_set(struct store *s, const char *key, const char *val);
  *  Errors: -EINVAL (bad key), -ENOENT (not set), write errors. */
 int store_del(struct store *s, const char *key);
 
+/** store_set() with the file written off the loop: the value is set in
+ *  memory at once (store_get() sees it) and a snapshot of the settings is
+ *  written crash-safe on a worker; @p cb(@p ud, 0 or the write's errno) runs
+ *  once that file is in place (a kill -9 can no longer lose the value;
+ *  @p cb may be NULL). Validation errors (-EINVAL, -ENOSPC, -ENOMEM,
+ *  -ENOTCONN) are returned at once and @p cb is not called. A failed write
+ *  leaves the value set in memory; the next write carries it again. */
+int store_set_async(struct store *s, const char *key, const char *val, store_cb cb, void *ud);
+
+/** store_del() the same way; -ENOENT at once when @p key is not set. */
+int store_del_async(struct store *s, const char *key, store_cb cb, void *ud);
+
 /* ---- records ----------------------------------------------------------- */
+
+/* Records are worker-safe: they touch only the records folder's fd. */
 
 /** Replaces record @p name with the @p len bytes at @p buf (copied; NULL when
  *  @p len is 0), crash-safe, under a CRC-32. Names follow the settings key
@@ -146,59 +193,68 @@ int store_record_del(struct store *s, const char *name);
 
 /* ---- the NAND package slot --------------------------------------------- */
 
-/** Starts writing a new package into the slot, erasing the one there (as a
- *  NAND erase would). @p capacity is the model's flash space for a package
- *  in bytes. On success *@p out is a writer the caller ends with
- *  store_slot_finish(); it must not outlive @p s.
- *  Errors: -EINVAL (@p capacity 0), -EBUSY (a slot writer is open),
- *  -ENOMEM, open errors. */
+/** Starts a new package of at most @p capacity bytes (the model's flash
+ *  space for a package). No I/O: the package already in the slot stays
+ *  untouched until the first byte arrives; then, on a worker, it is erased
+ *  (unlinked, as a NAND erase: a symlink planted there goes too), the new
+ *  file created and its name made durable. On success *@p out is a writer
+ *  the caller ends with store_slot_finish() or store_slot_abort(); it must
+ *  not outlive @p s. Errors: -EINVAL (@p capacity 0), -EBUSY (a slot writer
+ *  is open), -ENOTCONN (no loop), -ENOMEM. */
 int store_slot_begin(struct store *s, uint64_t capacity, struct store_slot_writer **out);
 
-/** Appends the @p len bytes at @p buf to the package. The writer gathers
- *  chunks in memory and a thread of its own writes them to the file in
- *  large writes behind the caller, so a kill -9 during an upload may lose
- *  the last few hundred KiB that arrived (as a module losing power loses
- *  its RAM); store_slot_finish() writes the rest. A chunk that would take
- *  the package past the capacity is not taken at all: -EFBIG, and what was
- *  taken before stays. A write error shows at this call or a later one
+/** Takes the @p len bytes at @p buf (copied): never blocks, never waits for
+ *  a worker. Chunks are gathered in 256 KiB buffers, each written to the
+ *  file by a work item once full, so a kill -9 during an upload may lose
+ *  what is still in memory (as a module losing power loses its RAM). A
+ *  chunk that would take the package past the capacity is not taken at
+ *  all: -EFBIG. A worker's write error shows at this call or a later one
  *  (the finish included): then the chunks not yet in the file are dropped,
  *  this one too, the file is cut back to what it held and
- *  store_slot_written() says that size. The writer stays usable after an
- *  error. */
+ *  store_slot_written() says that size. */
 int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len);
 
 /** The bytes taken so far through @p w (in the file or about to be). */
 uint64_t store_slot_written(const struct store_slot_writer *w);
 
-/** Ends @p w: writes what it still holds and makes the package durable
- *  (fsync of the file; its name was made durable by store_slot_begin()).
- *  From now on it is the slot's package. Frees @p w whatever the result.
- *  Errors: the errno of a failed write or fsync (a failed write leaves the
- *  package as store_slot_written() said after it). */
-int store_slot_finish(struct store_slot_writer *w);
+/** Ends @p w: what it still holds is written on a worker; then
+ *  @p cb(@p ud, result, size) runs on the loop once the whole package is
+ *  written (a kill -9 of the process can no longer lose it: the page cache
+ *  holds it) with 0 or the write's errno and the package's size. The fsync
+ *  follows as a further work item (store_flush() waits for it). With no
+ *  byte taken nothing is touched, the old package stays, and @p cb gets
+ *  (0, 0). @p w is gone when this returns; @p cb may be NULL. */
+void store_slot_finish(struct store_slot_writer *w,
+                       void (*cb)(void *ud, int result, uint64_t size), void *ud);
 
-/** Ends @p w as store_slot_finish() does but leaves the fsync to the
- *  caller, who may run it off the loop thread: when this returns 0 the
- *  package is written, it is the slot's package and it survives kill -9 of
- *  the process (the page cache keeps it); it survives an OS crash once the
- *  caller has fsync()ed *@p sync_fd, from any thread, and closed it. On an
- *  error *@p sync_fd is -1. Frees @p w whatever the result. */
-int store_slot_finish_unsynced(struct store_slot_writer *w, int *sync_fd);
+/** Ends @p w at a power cut: what was already handed to a worker may still
+ *  land (as a NAND keeps what was programmed), what sits in memory is
+ *  dropped; no callback. @p w is gone when this returns. */
+void store_slot_abort(struct store_slot_writer *w);
 
 /** The size of the package in the slot; 0 when the slot is empty. While a
  *  writer is open: what it has taken so far (store_slot_written()). */
 uint64_t store_slot_size(struct store *s);
 
-/** Reads the whole package into a buffer from malloc() the caller frees.
- *  After a crash during a write this is the part written before it.
- *  Errors: -ENOENT (slot empty), -ENOMEM, read errors. */
-int store_slot_read(struct store *s, uint8_t **buf, size_t *len);
+/** Opens the slot's package read-only for pread() and sets its size.
+ *  Worker-safe. Errors: -ENOENT (empty slot), -ELOOP (a symlink planted in
+ *  its place: never followed), -EINVAL (not a regular file), open errors. */
+int store_slot_open(struct store *s, int *fd, uint64_t *size);
 
-/** Empties the slot. Errors: -EBUSY (a writer is open), -ENOENT (already
- *  empty). */
+/** Empties the slot (unlink, fsync of the folder). Worker-safe: the caller,
+ *  the DFOTA job (the slot's only owner), makes sure no writer is open.
+ *  Errors: -ENOENT (already empty), unlink errors. */
 int store_slot_delete(struct store *s);
 
 /* ---- firmware images --------------------------------------------------- */
+
+/* Every function of this section is worker-safe. */
+
+/** Opens the running image (store_fw_open) or the update target
+ *  (store_fwnew_open) read-only for pread() and sets its size. Errors:
+ *  -ENOENT, -ELOOP or -EINVAL (not a regular file), open errors. */
+int store_fw_open(struct store *s, int *fd, uint64_t *size);
+int store_fwnew_open(struct store *s, int *fd, uint64_t *size);
 
 /** Reads the running firmware image into a buffer from malloc() the caller
  *  frees. Errors: -ENOENT (never written), -ENOMEM, read errors. */
@@ -269,17 +325,23 @@ int store_efs_begin(struct store *s, const char *name, bool overwrite,
  *  -ENOSPC, write errors (the chunk is then cut off again). */
 int store_efs_write(struct store_efs_writer *w, const void *buf, size_t len);
 
-/** Fsyncs what @p w wrote and renames it into place (then fsyncs the
- *  folder): the file appears whole or not at all. Frees @p w whatever the
- *  result. Errors: -EEXIST (the file appeared meanwhile and the writer may
- *  not overwrite), fsync/rename errors; on error the file is unchanged. */
-int store_efs_finish(struct store_efs_writer *w);
+/** On a worker: fsyncs what @p w wrote and renames it into place (then
+ *  fsyncs the folder), so the file appears whole or not at all; then
+ *  @p cb(@p ud, result) on the loop with 0, -EEXIST (the file appeared
+ *  meanwhile and the writer may not overwrite) or an fsync/rename errno
+ *  (the file is unchanged then). @p w is gone when this returns. */
+void store_efs_finish(struct store_efs_writer *w, store_cb cb, void *ud);
 
 /** Drops what @p w wrote (the file keeps its old content, if any) and frees
  *  @p w (NULL is ignored). */
 void store_efs_abort(struct store_efs_writer *w);
 
-/** Deletes EFS file @p name. A name with '*' or '?' in its last part is a
+/** store_efs_delete() on a worker (@p name is copied), then @p cb(@p ud,
+ *  result) on the loop. Returns 0, -ENOMEM, -ENOTCONN or -ENAMETOOLONG
+ *  (then @p cb is not called). */
+int store_efs_delete_async(struct store *s, const char *name, store_cb cb, void *ud);
+
+/** Deletes EFS file @p name. Worker-safe. A name with '*' or '?' in its last part is a
  *  pattern as in store_efs_list() and deletes every file it matches ("*" and
  *  "UFS:*": every UFS file), 0 even when none matches.
  *  A symlink under the name is removed, its target left alone.

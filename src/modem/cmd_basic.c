@@ -76,18 +76,22 @@ static int h_factory(struct at_engine *e, enum at_form form, const struct at_arg
     return AT_OK;
 }
 
+static int save_profile(struct modem_chan *c, const void *arg, store_cb cb, void *ud)
+{
+    (void)arg;
+    struct modem_profile p;
+    modem_profile_capture(c, &p);
+    return modem_profile_save(c->m, &p, cb, ud);
+}
+
+/* AT&W: OK once the profile is on the disk, written off the loop. */
 static int h_save(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     (void)e;
     int64_t v;
     if (!basic_number(form, a, 0, &v))
         return AT_ERROR;
-    struct modem *m = CHAN(ud)->m;
-    struct modem_profile p;
-    modem_profile_capture(CHAN(ud), &p);
-    if (modem_profile_save(m, &p) != 0)
-        return AT_ERROR;
-    return AT_OK;
+    return modem_answer_later(CHAN(ud), NULL, save_profile, NULL);
 }
 
 static int h_restore(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)

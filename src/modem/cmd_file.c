@@ -73,21 +73,30 @@ int modem_file_err(int err, int fallback)
 
 /* ---- data-mode uploads (AT+QFUPL, AT+QFOTADL="COM:") ------------------- */
 
-static void upload_end(struct modem_upload *u, enum modem_upload_end how, int err)
+void modem_upload_done(struct modem_upload *u, int result)
 {
     struct modem_chan *c = u->chan;
-    const struct modem_upload_sink *sink = u->sink;
-    dclock_timer_stop(&u->idle);
-    u->sink = NULL;
-    int result = sink->end(u, how, err);
-    if (how == UPLOAD_CUT)
-        return; /* the module is going down: no answer */
+    const struct modem_upload_sink *sink = u->ended;
+    if (!modem_answer_valid(c->m, u->epoch))
+        return; /* reset or closed since: nobody waits for the answer */
     if (result == AT_OK)
         at_engine_reply(c->at, MODEM_UPLOAD_REPORT_FMT, sink->report, (unsigned long long)u->got,
                         u->sum);
     at_engine_finish(c->at, result);
     if (result == AT_OK && sink->after)
-        sink->after(u, how);
+        sink->after(u, u->how);
+}
+
+static void upload_end(struct modem_upload *u, enum modem_upload_end how, int err)
+{
+    dclock_timer_stop(&u->idle);
+    u->ended = u->sink;
+    u->sink = NULL;
+    u->how = how;
+    int result = u->ended->end(u, how, err);
+    if (how == UPLOAD_CUT || result == AT_PENDING)
+        return; /* the module is going down: no answer; or the sink answers later */
+    modem_upload_done(u, result);
 }
 
 /* <ackmode> 1: an 'A' for each whole block of FILE_UPL_ACK_BLOCK bytes,
@@ -158,6 +167,7 @@ int modem_upload_start(struct modem_chan *c, const struct modem_upload_sink *sin
     u->sum = 0;
     u->timeout_ms = timeout_ms;
     u->ack = ack;
+    u->epoch = c->m->power_epoch;
     dclock_timer_init(c->m->clk, &u->idle, upload_idle, u);
     dclock_timer_start(&u->idle, timeout_ms);
     at_engine_enter_data(c->at, &upload_ops, u);
@@ -175,6 +185,14 @@ void modem_upload_abort(struct modem_chan *c)
 static int efs_write(struct modem_upload *u, const uint8_t *buf, size_t len)
 {
     return store_efs_write(u->w.efs, buf, len);
+}
+
+static void efs_kept(void *ud, int r)
+{
+    struct modem_upload *u = ud;
+    if (r)
+        modem_log(u->chan->m, 0, "file upload: cannot keep the file: %s", strerror(-r));
+    modem_upload_done(u, r ? modem_file_err(r, FILE_ERR_WRITE) : AT_OK);
 }
 
 /* A file appears whole or not at all: what arrived is kept on the host's
@@ -201,10 +219,8 @@ static int efs_end(struct modem_upload *u, enum modem_upload_end how, int err)
         store_efs_abort(w);
         return AT_NONE;
     }
-    int r = store_efs_finish(w);
-    if (r)
-        modem_log(u->chan->m, 0, "file upload: cannot keep the file: %s", strerror(-r));
-    return r ? modem_file_err(r, FILE_ERR_WRITE) : AT_OK;
+    store_efs_finish(w, efs_kept, u);
+    return AT_PENDING; /* answered once the file is in place, off the loop */
 }
 
 static const struct modem_upload_sink efs_sink = {"+QFUPL", efs_write, efs_end, NULL};
@@ -273,6 +289,16 @@ static int h_qflst(struct at_engine *e, enum at_form form, const struct at_args 
     return r ? modem_file_err(r, FILE_ERR_LIST) : AT_OK;
 }
 
+static int delete_file(struct modem_chan *c, const void *name, store_cb cb, void *ud)
+{
+    return store_efs_delete_async(c->m->store, name, cb, ud); /* "*": every UFS file */
+}
+
+static int delete_err(int err)
+{
+    return modem_file_err(err, FILE_ERR_DELETE);
+}
+
 static int h_qfdel(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     (void)e;
@@ -281,8 +307,7 @@ static int h_qfdel(struct at_engine *e, enum at_form form, const struct at_args 
         return AT_OK;
     if (at_args_str(a, 0, &name) != 0)
         return FILE_ERR_BAD_PARAM;
-    int r = store_efs_delete(CHAN(ud)->m->store, name); /* "*": every UFS file */
-    return r ? modem_file_err(r, FILE_ERR_DELETE) : AT_OK;
+    return modem_answer_later(CHAN(ud), delete_err, delete_file, name);
 }
 
 struct ufs_usage {

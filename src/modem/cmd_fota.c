@@ -13,72 +13,74 @@
 
 /* ---- AT+QFOTADL="COM:",<file_size>[,<timeout>] (2.2.3.3) -------------- */
 
+/* The upload is a package source of the DFOTA job: the job owns the slot,
+ * its capacity (590), busy (591) and the trigger. */
+
 static int com_write(struct modem_upload *u, const uint8_t *buf, size_t len)
 {
-    int r = store_slot_write(u->w.slot, buf, len);
+    int r = fota_src_write(u->w.src, buf, len);
     if (r)
-        modem_log(u->chan->m, 0, "package upload: slot write failed: %s", strerror(-r));
-    return r;
+        modem_log(u->chan->m, 0, "package upload: %s", fota_err_text(r));
+    return r ? -EIO : 0;
+}
+
+/* The job has stored what arrived: the answer goes out now, the update (in
+ * trigger mode 1, for a whole package) right after it. */
+static void com_stored(void *ud, int result, uint64_t size)
+{
+    struct modem_upload *u = ud;
+    if (result)
+        modem_log(u->chan->m, 0, "package upload: %llu bytes kept: %s", (unsigned long long)size,
+                  fota_err_text(result));
+    modem_upload_done(u, result || u->how == UPLOAD_FAILED ? AT_ERROR : AT_OK);
 }
 
 /* What arrived stays in the slot however the upload ended (2.2.3.3 note
- * 2); a slot that could not take it answers ERROR. The final result waits
- * for the package to be written, not for its fsync, which would hold the
- * loop and the host for a 7 MB file: a kill -9 after the OK keeps it all the
- * same (the page cache has it), and the fsync follows on a worker. */
+ * 2), and the answer waits until the job has it stored: a kill -9 after
+ * "+QFOTADL: <size>,<sum>" keeps it. An upload that received nothing
+ * reports "+QFOTADL: 0,0" (<upload_size> is what was uploaded) and leaves
+ * the package already in the slot as it was: nothing was overwritten. */
 static int com_end(struct modem_upload *u, enum modem_upload_end how, int err)
 {
     (void)err; /* logged by com_write */
-    int fd;
-    int r = store_slot_finish_unsynced(u->w.slot, &fd);
-    u->w.slot = NULL;
-    if (r) {
-        modem_log(u->chan->m, 0, "package upload: cannot keep the slot: %s", strerror(-r));
-        return AT_ERROR;
+    struct fota_src *src = u->w.src;
+    u->w.src = NULL;
+    switch (how) {
+    case UPLOAD_CUT:
+        fota_src_end(src, FOTA_SRC_CUT, NULL, NULL);
+        return AT_NONE;
+    case UPLOAD_FULL:
+        fota_src_end(src, FOTA_SRC_COMPLETE, com_stored, u);
+        return AT_PENDING;
+    case UPLOAD_ESCAPED:
+    case UPLOAD_IDLE:
+    case UPLOAD_FAILED:
+        fota_src_end(src, FOTA_SRC_STOPPED, com_stored, u);
+        return AT_PENDING;
     }
-    modem_sync_later(u->chan->m, fd, "package upload");
-    return how == UPLOAD_FAILED ? AT_ERROR : AT_OK;
+    return AT_ERROR;
 }
 
-/* only a whole package starts the update; a cut one waits in the slot */
-static void com_after(struct modem_upload *u, enum modem_upload_end how)
-{
-    if (how == UPLOAD_FULL)
-        fota_package_ready(u->chan->m->fota);
-}
-
-static const struct modem_upload_sink com_sink = {"+QFOTADL", com_write, com_end, com_after};
+static const struct modem_upload_sink com_sink = {"+QFOTADL", com_write, com_end, NULL};
 
 static int com_upload(struct modem_chan *c, const struct at_args *a)
 {
     struct modem *m = c->m;
     int64_t size, timeout = COM_TIMEOUT_DEFAULT_S;
-    uint64_t cap = (uint64_t)m->model->slot_kb * 1024;
-    if (at_args_int(a, 1, &size) != 0 || size <= 0 || (uint64_t)size > cap)
+    if (at_args_int(a, 1, &size) != 0 || size <= 0)
         return FOTA_CME_PARAM;
     if (at_args_present(a, 2) &&
         (at_args_int(a, 2, &timeout) != 0 || timeout <= 0 || timeout > 3600))
         return FOTA_CME_PARAM;
-    int r = store_slot_begin(m->store, cap, &c->upload.w.slot);
-    if (r) {
-        modem_log(m, 0, "package upload: cannot open the slot: %s", strerror(-r));
-        return r == -EBUSY ? FOTA_CME_BUSY : AT_ERROR;
-    }
+    int r = fota_src_begin(m->fota, FOTA_SRC_COM, (uint64_t)size, &c->upload.w.src);
+    if (r == FOTA_CME_PARAM || r == FOTA_CME_BUSY)
+        return r;
+    if (r)
+        return AT_ERROR;
     return modem_upload_start(c, &com_sink, (uint64_t)size, (uint32_t)timeout * 1000, false);
 }
 
 /* ---- AT+QFOTADL ---------------------------------------------------- */
-
-/* A package upload on any AT port is a DFOTA job as much as an update is. */
-static bool job_running(const struct modem *m)
-{
-    if (fota_busy(m->fota))
-        return true;
-    for (unsigned i = 0; i < m->nchan; i++)
-        if (m->chan[i].upload.sink == &com_sink)
-            return true;
-    return false;
-}
 
 static bool url_scheme_ok(const char *url)
 {
@@ -89,13 +91,20 @@ static bool url_scheme_ok(const char *url)
     return false;
 }
 
+static int delete_package(struct modem_chan *c, const void *arg, store_cb cb, void *ud)
+{
+    (void)arg;
+    int r = fota_slot_delete(c->m->fota, cb, ud);
+    return r ? -EBUSY : 0;
+}
+
 static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
     struct modem_chan *c = CHAN(ud);
     struct modem *m = c->m;
     if (form == AT_FORM_TEST)
         return AT_OK;
-    if (job_running(m))
+    if (fota_busy(m->fota)) /* a package coming in on any port, or the update */
         return FOTA_CME_BUSY;
     const char *url;
     if (at_args_str(a, 0, &url) == 0) {
@@ -108,7 +117,6 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
         return AT_CME_NOT_SUPPORTED;
     }
     int64_t op, arg = 0;
-    int r;
     if (at_args_int(a, 0, &op) != 0)
         return FOTA_CME_PARAM;
     bool has_arg = at_args_present(a, 1);
@@ -133,19 +141,23 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
     case 4: /* size of the package in the slot */
         if (has_arg)
             return FOTA_CME_PARAM;
-        at_engine_reply(e, "+QFOTADL: 4,%llu", (unsigned long long)store_slot_size(m->store));
+        at_engine_reply(e, "+QFOTADL: 4,%llu", (unsigned long long)fota_slot_size(m->fota));
         return AT_OK;
-    case 5: /* delete it */
+    case 5: /* delete it, answered once the flash has it */
         if (has_arg)
             return FOTA_CME_PARAM;
-        r = store_slot_delete(m->store);
-        return r == 0 || r == -ENOENT ? AT_OK : AT_ERROR; /* an empty slot is deleted already */
+        return modem_answer_later(c, NULL, delete_package, NULL);
     default: /* 2 is reserved */
         return FOTA_CME_PARAM;
     }
 }
 
 /* ---- AT+QCFGEXT="fota_apn"[,<iptype>,<apn>[,<username>,<password>]] ---- */
+
+static int save_setting(struct modem_chan *c, const void *arg, store_cb cb, void *ud)
+{
+    return store_set_async(c->m->store, "fota_apn", arg, cb, ud);
+}
 
 static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
 {
@@ -181,7 +193,7 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
         snprintf(v, sizeof(v), "%d,\"%s\",\"%s\",\"%s\"", (int)iptype, apn, user, pass);
     else
         snprintf(v, sizeof(v), "%d,\"%s\"", (int)iptype, apn);
-    return store_set(m->store, "fota_apn", v) == 0 ? AT_OK : AT_ERROR; /* saved at once */
+    return modem_answer_later(CHAN(ud), NULL, save_setting, v); /* saved at once */
 }
 
 const struct at_cmd modem_cmds_fota[] = {

@@ -31,7 +31,7 @@ void modem_log(const struct modem *m, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "dfota-sim[%s]: %s\n", m->model->name, msg);
+    fprintf(stderr, "dfota-sim[%s]: %s\n", m->name, msg);
 }
 
 /* ---- wire trace ------------------------------------------------------ */
@@ -92,7 +92,7 @@ static void chan_host(void *ud, bool open)
 {
     struct modem_chan *c = ud;
     modem_log(c->m, 1, "%s: host %s the port", c->name, open ? "opened" : "closed");
-    if (open && c->m->power == PWR_OFF)
+    if (open && c->m->power == PWR_OFF && !c->m->preloading)
         power_on(c->m);
     /* closing a tty drops DTR (hang-up on close): with AT&D1/2 that ends
      * data mode, so a host that reopens is not talking into an upload */
@@ -251,12 +251,12 @@ void modem_set_ipr_after_reply(struct modem *m, uint32_t rate)
 }
 
 /* Stored as one line "E1 V1 Q0 CMEE1 D2 IPR115200". */
-int modem_profile_save(struct modem *m, const struct modem_profile *p)
+int modem_profile_save(struct modem *m, const struct modem_profile *p, store_cb cb, void *ud)
 {
     char v[96];
     snprintf(v, sizeof(v), "E%d V%d Q%d CMEE%d D%d IPR%u", p->echo, p->verbose, p->quiet, p->cmee,
              p->dtr_mode, (unsigned)p->ipr);
-    return store_set(m->store, "at_profile", v);
+    return store_set_async(m->store, "at_profile", v, cb, ud);
 }
 
 void modem_profile_load(struct modem *m, struct modem_profile *p)
@@ -463,16 +463,23 @@ static void fota_reboot_hook(void *ud, const char *firmware)
     on_drain(&m->drain_timer);
 }
 
+static void fota_log_hook(void *ud, int level, const char *msg)
+{
+    modem_log(ud, level, "%s", msg);
+}
+
 static const struct fota_hooks fota_hooks = {
     .urc = fota_urc_hook,
     .enter_dfota = fota_enter_hook,
     .reboot = fota_reboot_hook,
+    .log = fota_log_hook,
 };
 
 /* What a power-up or a reset starts from: saved settings, volatile ones at
  * their defaults. */
 static void cold_state(struct modem *m)
 {
+    m->power_epoch++; /* answers still on their way belong to the power-up before */
     struct modem_profile p;
     modem_profile_load(m, &p);
     modem_profile_apply(m, &p);
@@ -543,65 +550,80 @@ void modem_power_down(struct modem *m)
     dclock_timer_start(&m->action_timer, 0);
 }
 
-/* ---- background fsync ------------------------------------------------ */
+/* ---- answers that wait for the store ------------------------------- */
 
-struct modem_sync {
-    uv_work_t req;
-    struct modem *m;
-    const char *what;
-    int fd, err;
+/* A final result that comes once the store has done its work: the port it
+ * goes to, the power-up it was asked in and how an errno maps to it. */
+struct modem_pending {
+    struct modem_chan *c;
+    unsigned epoch;
+    int (*map)(int err);
 };
 
-static void close_step(void *arg);
-
-static void sync_work(uv_work_t *req)
+static struct modem_pending *pending_new(struct modem_chan *c, int (*map)(int err))
 {
-    struct modem_sync *j = req->data;
-    j->err = fsync(j->fd) == 0 ? 0 : errno;
+    struct modem_pending *p = malloc(sizeof(*p));
+    if (p)
+        *p = (struct modem_pending){c, c->m->power_epoch, map};
+    return p;
 }
 
-/* The end of a flush, on the loop thread: logs a failure, closes @p fd. */
-static void sync_end(struct modem *m, const char *what, int fd, int err)
+bool modem_answer_valid(const struct modem *m, unsigned epoch)
 {
-    if (err)
-        modem_log(m, 0, "%s: fsync failed: %s", what, strerror(err));
-    close(fd);
+    return !m->closing && epoch == m->power_epoch;
 }
 
-static void sync_done(uv_work_t *req, int status)
+static void pending_done(void *ud, int result)
 {
-    struct modem_sync *j = req->data;
-    struct modem *m = j->m;
-    (void)status; /* never cancelled */
-    sync_end(m, j->what, j->fd, j->err);
-    free(j);
-    m->syncs--;
-    if (m->closing)
-        close_step(m);
+    struct modem_pending *p = ud;
+    struct modem *m = p->c->m;
+    if (result)
+        modem_log(m, 0, "%s: a write to the state dir failed: %s", p->c->name, strerror(-result));
+    /* a reset or a close since: nobody waits for this answer any more */
+    if (modem_answer_valid(m, p->epoch))
+        at_engine_finish(p->c->at, result == 0 ? AT_OK : p->map ? p->map(result) : AT_ERROR);
+    free(p);
 }
 
-void modem_sync_later(struct modem *m, int fd, const char *what)
+int modem_answer_later(struct modem_chan *c, int (*map)(int err),
+                       int (*start)(struct modem_chan *c, const void *arg, store_cb cb, void *ud),
+                       const void *arg)
 {
-    struct modem_sync *j = malloc(sizeof(*j));
-    if (j) {
-        *j = (struct modem_sync){.m = m, .what = what, .fd = fd};
-        j->req.data = j;
-        if (uv_queue_work(m->loop, &j->req, sync_work, sync_done) == 0) {
-            m->syncs++;
-            if (m->closing) /* an upload cut by modem_close() itself */
-                m->closing++;
-            return;
-        }
-        free(j);
-    }
-    /* no worker to be had: flush here rather than not at all */
-    sync_end(m, what, fd, fsync(fd) == 0 ? 0 : errno);
+    struct modem_pending *p = pending_new(c, map);
+    if (!p)
+        return AT_ERROR;
+    int r = start(c, arg, pending_done, p);
+    if (r == 0)
+        return AT_PENDING;
+    free(p);
+    return map ? map(r) : AT_ERROR;
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
 
-/* --preload-package: the file goes into the slot as a download would put
- * it, within the model's capacity. */
+/* Powers on now unless the module waits for a host to open the port. */
+static void power_on_when_wanted(struct modem *m)
+{
+    if (!m->cfg.wait_open || port_host_open(m->chan[0].port))
+        power_on(m);
+}
+
+static void preloaded(void *ud, int result, uint64_t size)
+{
+    struct modem *m = ud;
+    if (result)
+        modem_log(m, 0, "cannot preload %s: %s", m->cfg.preload_package,
+                  fota_err_text(result) ? fota_err_text(result) : "error");
+    else
+        modem_log(m, 1, "preloaded %llu bytes into the package slot", (unsigned long long)size);
+    m->preloading = false;
+    if (m->power == PWR_OFF)
+        power_on_when_wanted(m);
+}
+
+/* --preload-package: the file goes into the slot through the DFOTA job, as
+ * a package that arrives but triggers nothing; the module powers on once it
+ * is stored. */
 static int preload(struct modem *m, const char *path)
 {
     uint8_t *buf;
@@ -609,22 +631,27 @@ static int preload(struct modem *m, const char *path)
     int r = store_read_all(path, &buf, &len);
     if (r)
         return r;
-    struct store_slot_writer *w;
-    r = store_slot_begin(m->store, (uint64_t)m->model->slot_kb * 1024, &w);
-    if (!r) {
-        r = store_slot_write(w, buf, len);
-        int r2 = store_slot_finish(w);
-        r = r ? r : r2;
+    struct fota_src *src;
+    r = fota_src_begin(m->fota, FOTA_SRC_COM, len, &src); /* checks the size first */
+    if (r) {
+        free(buf);
+        return r == FOTA_CME_PARAM ? -EFBIG : -EIO;
     }
+    r = fota_src_write(src, buf, len); /* only copies: cannot fail but for memory */
     free(buf);
-    return r;
+    if (r) {
+        fota_src_end(src, FOTA_SRC_CUT, NULL, NULL);
+        return -ENOMEM;
+    }
+    m->preloading = true;
+    fota_src_end(src, FOTA_SRC_STOPPED, preloaded, m); /* never a trigger */
+    return 0;
 }
 
 static void modem_free(struct modem *m)
 {
     for (unsigned i = 0; i < m->nchan; i++)
         at_engine_free(m->chan[i].at);
-    fota_free(m->fota);
     if (m->store)
         store_close(m->store);
     if (m->trace)
@@ -644,6 +671,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
     if (ev)
         m->ev = *ev;
     m->ud = ud;
+    m->name = cfg->name ? cfg->name : cfg->uart_path ? cfg->uart_path : DEFAULT_UART;
     const char *model = cfg->model ? cfg->model : DEFAULT_MODEL;
     const char *profile = cfg->profile ? cfg->profile : DEFAULT_PROFILE;
     m->model = modem_model_find(model);
@@ -678,7 +706,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
     dclock_timer_init(m->clk, &m->ipr_timer, on_ipr, m);
 
     const char *dir = cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
-    r = store_open(dir, &m->store);
+    r = store_open_cfg(dir, &(struct store_cfg){.loop = loop}, &m->store);
     if (r) {
         modem_log(m, 0, "cannot open the state dir %s: %s", dir, strerror(-r));
         goto fail;
@@ -705,13 +733,6 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
         modem_log(m, 0, "cannot make the firmware image of %s: %s", m->firmware, strerror(-r));
         goto fail;
     }
-    if (cfg->preload_package) {
-        r = preload(m, cfg->preload_package);
-        if (r) {
-            modem_log(m, 0, "cannot preload %s: %s", cfg->preload_package, strerror(-r));
-            goto fail;
-        }
-    }
     modem_net_default(&m->net);
     if (cfg->trace_path) {
         m->trace = fopen(cfg->trace_path, "ae");
@@ -727,14 +748,20 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
         r = chan_open(m, "USB", NULL, cfg->usb_path);
     if (r)
         goto fail;
+    /* last, so that no failure below leaves its slot writes behind */
+    if (cfg->preload_package) {
+        r = preload(m, cfg->preload_package);
+        if (r) {
+            modem_log(m, 0, "cannot preload %s: %s", cfg->preload_package, strerror(-r));
+            goto fail;
+        }
+    }
     m->power = PWR_OFF;
     set_input(m, AT_INPUT_OFF);
     if (m->ev.on_ready)
         m->ev.on_ready(m->ud, m->model->name, m->firmware, port_name(m->chan[0].port));
-    if (!cfg->wait_open)
-        power_on(m);
-    else if (port_host_open(m->chan[0].port))
-        power_on(m);
+    if (!m->preloading)
+        power_on_when_wanted(m);
     *out = m;
     return 0;
 
@@ -745,10 +772,21 @@ fail:
     dclock_timer_stop(&m->ipr_timer);
     for (unsigned i = 0; i < m->nchan; i++)
         chan_port_close(&m->chan[i], NULL, NULL);
+    fota_close(m->fota, NULL, NULL); /* nothing of it runs yet */
     if (m->own_clock)
         dclock_close(m->clk, NULL, NULL);
     modem_free(m);
     return r;
+}
+
+static void store_flushed(void *arg)
+{
+    struct modem *m = arg;
+    void (*cb)(void *) = m->close_cb;
+    void *cb_arg = m->close_arg;
+    modem_free(m);
+    if (cb)
+        cb(cb_arg);
 }
 
 static void close_step(void *arg)
@@ -756,11 +794,11 @@ static void close_step(void *arg)
     struct modem *m = arg;
     if (--m->closing)
         return;
-    void (*cb)(void *) = m->close_cb;
-    void *cb_arg = m->close_arg;
-    modem_free(m);
-    if (cb)
-        cb(cb_arg);
+    /* the store's work queue last: the job's, the answers' and the fsyncs
+     * that follow a write are on the disk when the modem says closed */
+    m->closing = 1; /* what is still queued must not answer any more */
+    if (store_flush(m->store, store_flushed, m) != 0)
+        store_flushed(m);
 }
 
 void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
@@ -772,16 +810,17 @@ void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
     dclock_timer_stop(&m->drain_timer);
     dclock_timer_stop(&m->ipr_timer);
     set_input(m, AT_INPUT_OFF);
-    fota_free(m->fota);
-    m->fota = NULL;
-    /* held until every close below is started; each running fsync job
-     * holds it too (sync_done() steps it) */
-    m->closing = 1 + m->syncs;
+    /* held until every close below is started */
+    m->closing = 1;
     for (unsigned i = 0; i < m->nchan; i++) {
         modem_upload_abort(&m->chan[i]);
         m->closing++;
         chan_port_close(&m->chan[i], close_step, m);
     }
+    struct fota *f = m->fota;
+    m->fota = NULL;
+    m->closing++;
+    fota_close(f, close_step, m); /* its work on the store finishes first */
     if (m->own_clock) {
         m->closing++;
         dclock_close(m->clk, close_step, m);

@@ -56,7 +56,8 @@ struct modem_upload_sink {
     const char *report; /* "+QFOTADL", "+QFUPL": prefix of "<upload_size>,<checksum>" */
     int (*write)(struct modem_upload *u, const uint8_t *buf, size_t len);
     /* Keeps or drops what arrived (@p err: the failed write's); returns the
-     * final result, AT_OK printing the report. */
+     * final result, AT_OK printing the report, or AT_PENDING and calls
+     * modem_upload_done() later. */
     int (*end)(struct modem_upload *u, enum modem_upload_end how, int err);
     /* Optional: runs after the final result. */
     void (*after)(struct modem_upload *u, enum modem_upload_end how);
@@ -67,13 +68,16 @@ struct modem_upload {
     const struct modem_upload_sink *sink; /* NULL: none running */
     struct modem_chan *chan;
     union {
-        struct store_slot_writer *slot;
+        struct fota_src *src; /* AT+QFOTADL="COM:": a package source of the job */
         struct store_efs_writer *efs;
     } w;
+    const struct modem_upload_sink *ended; /* the sink of the upload that ended last */
+    enum modem_upload_end how; /* how it ended, for a sink that answers later */
     uint64_t want, got;
     uint16_t sum;
     uint32_t timeout_ms;
     bool ack; /* AT+QFUPL <ackmode> 1 */
+    unsigned epoch; /* the power-up it runs in */
     struct dclock_timer idle;
 };
 
@@ -92,6 +96,7 @@ struct modem_chan {
 
 struct modem {
     uv_loop_t *loop;
+    const char *name; /* in log lines: cfg.name, else the UART path */
     struct dclock *clk;
     bool own_clock;
     const struct modem_model *model;
@@ -123,7 +128,8 @@ struct modem {
     struct modem_net net;
     int dtr_mode;       /* AT&D */
 
-    unsigned syncs; /* modem_sync_later() jobs still running */
+    unsigned power_epoch; /* power-ups so far: an answer from an older one is not given */
+    bool preloading; /* --preload-package still being stored: power-on waits */
 
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -140,12 +146,16 @@ void modem_chan_write(struct modem_chan *c, const void *buf, size_t len);
 /* Posts a URC on every AT port. */
 void modem_urc(struct modem *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Takes @p fd (a file the store wrote, see store_slot_finish_unsynced())
- * and fsyncs and closes it on a libuv worker thread, so that a large file's
- * flush does not stall the loop or the answer that waits on it; a failure
- * is logged with @p what (a string literal). modem_close() waits for these
- * jobs, so the module's files are on disk when it reports closed. */
-void modem_sync_later(struct modem *m, int fd, const char *what);
+/* Answers that wait for the store's work queue: start(c, arg, cb, ud)
+ * begins the work (e.g. store_set_async) and returns 0 or a negative errno; the
+ * command then answers once cb runs: OK on 0, else map(errno) (NULL: ERROR),
+ * unless the module has reset or closed since. Returns what the handler
+ * returns (AT_PENDING, or the mapped error when start failed). */
+int modem_answer_later(struct modem_chan *c, int (*map)(int err),
+                       int (*start)(struct modem_chan *c, const void *arg, store_cb cb, void *ud),
+                       const void *arg);
+/* Whether an answer asked for at power-up @p epoch may still be given. */
+bool modem_answer_valid(const struct modem *m, unsigned epoch);
 
 /* Power */
 void modem_reset(struct modem *m);
@@ -155,7 +165,8 @@ void modem_power_down(struct modem *m);
 void modem_profile_apply(struct modem *m, const struct modem_profile *p);
 /* The settings of the AT port @p c (the one AT&W came on); the line rate is the UART's. */
 void modem_profile_capture(struct modem_chan *c, struct modem_profile *p);
-int modem_profile_save(struct modem *m, const struct modem_profile *p);
+/* Saves @p p (AT&W) off the loop; @p cb as for store_set_async(). */
+int modem_profile_save(struct modem *m, const struct modem_profile *p, store_cb cb, void *ud);
 void modem_profile_factory(struct modem_profile *p);
 /* What AT&W saved, or the factory settings. */
 void modem_profile_load(struct modem *m, struct modem_profile *p);
@@ -184,6 +195,9 @@ uint16_t modem_xor16(uint16_t acc, uint64_t offset, const uint8_t *buf, size_t l
  * the caller has put in c->upload.w; enters data mode. Returns AT_CONNECT. */
 int modem_upload_start(struct modem_chan *c, const struct modem_upload_sink *sink, uint64_t want,
                        uint32_t timeout_ms, bool ack);
+/* The final result of an upload whose sink's end() returned AT_PENDING:
+ * prints the report on AT_OK and finishes the command. */
+void modem_upload_done(struct modem_upload *u, int result);
 /* Ends an upload cut by a reset or power-down (its sink decides what stays). */
 void modem_upload_abort(struct modem_chan *c);
 /* The FILE error code (file_codes.h) of store error @p err (a negative

@@ -64,6 +64,7 @@ void store_close(struct store *s)
     if (!s)
         return;
     assert(s->n_writers == 0); /* writers point at s */
+    assert(!store_busy(s));    /* so do work items */
     int *fds[] = {&s->rec_fd, &s->slot_fd, &s->fw_fd, &s->ufs_fd, &s->dtx_fd, &s->root_fd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0)
@@ -125,6 +126,8 @@ int store_open_cfg(const char *dir, const struct store_cfg *cfg, struct store **
         return -ENOMEM;
     s->rec_fd = s->slot_fd = s->fw_fd = s->ufs_fd = s->dtx_fd = -1;
     s->efs_budget = cfg && cfg->efs_budget ? cfg->efs_budget : STORE_EFS_DEFAULT_BUDGET;
+    s->loop = cfg ? cfg->loop : NULL;
+    s->q_tail = &s->q_head;
     s->dir = strdup(dir);
     s->root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (!s->dir)
@@ -257,9 +260,10 @@ static int settings_load(struct store *s)
     return rc;
 }
 
-/* Writes the settings file as it is with @p key set to @p val (@p val NULL:
- * without @p key), in key order. */
-static int settings_write(struct store *s, const char *key, const char *val)
+/* The settings file as it is with @p key set to @p val (@p val NULL:
+ * without @p key), in key order, into a buffer from malloc(). */
+static int settings_build(struct store *s, const char *key, const char *val, char **out,
+                          size_t *out_len)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -279,10 +283,70 @@ static int settings_write(struct store *s, const char *key, const char *val)
     }
     if (!done)
         fprintf(f, "%s=%s\n", key, val);
-    int rc = fclose(f) == 0 ? 0 : -ENOMEM;
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* Writes the settings file as settings_build() makes it. */
+static int settings_write(struct store *s, const char *key, const char *val)
+{
+    char *buf;
+    size_t len;
+    int rc = settings_build(s, key, val, &buf, &len);
     if (rc == 0)
         rc = store__atomic_write_at(s->root_fd, SETTINGS_FILE, buf, len);
     free(buf);
+    return rc;
+}
+
+/* A snapshot of the settings file on its way to disk. */
+struct settings_job {
+    struct store *s;
+    char *buf;
+    size_t len;
+    store_cb cb;
+    void *ud;
+};
+
+static int settings_job_run(void *ud)
+{
+    struct settings_job *j = ud;
+    return store__atomic_write_at(j->s->root_fd, SETTINGS_FILE, j->buf, j->len);
+}
+
+static void settings_job_done(void *ud, int result)
+{
+    struct settings_job *j = ud;
+    store_cb cb = j->cb;
+    void *cb_ud = j->ud;
+    free(j->buf);
+    free(j);
+    if (cb)
+        cb(cb_ud, result);
+}
+
+/* Queues the write of the settings with @p key set to @p val (NULL: gone). */
+static int settings_write_async(struct store *s, const char *key, const char *val, store_cb cb,
+                                void *ud)
+{
+    if (!s->loop)
+        return -ENOTCONN;
+    struct settings_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    *j = (struct settings_job){.s = s, .cb = cb, .ud = ud};
+    int rc = settings_build(s, key, val, &j->buf, &j->len);
+    if (rc == 0)
+        rc = store_submit(s, settings_job_run, settings_job_done, j);
+    if (rc) {
+        free(j->buf);
+        free(j);
+    }
     return rc;
 }
 
@@ -327,6 +391,42 @@ int store_del(struct store *s, const char *key)
     if (!kv_find(s, key, &pos))
         return -ENOENT;
     int rc = settings_write(s, key, NULL);
+    if (rc < 0)
+        return rc;
+    free(s->kv[pos].key);
+    free(s->kv[pos].val);
+    memmove(&s->kv[pos], &s->kv[pos + 1], (s->n_kv - pos - 1) * sizeof(s->kv[0]));
+    s->n_kv--;
+    return 0;
+}
+
+int store_set_async(struct store *s, const char *key, const char *val, store_cb cb, void *ud)
+{
+    size_t pos;
+    if (!store__valid_key(key) || !val || !valid_value(val))
+        return -EINVAL;
+    int rc = kv_find(s, key, &pos) ? 0 : kv_reserve(s);
+    if (rc < 0)
+        return rc;
+    char *k = strdup(key), *v = strdup(val);
+    rc = k && v ? settings_write_async(s, key, val, cb, ud) : -ENOMEM;
+    if (rc < 0) {
+        free(k);
+        free(v);
+        return rc;
+    }
+    kv_put(s, k, v); /* the snapshot queued already holds it */
+    return 0;
+}
+
+int store_del_async(struct store *s, const char *key, store_cb cb, void *ud)
+{
+    size_t pos;
+    if (!store__valid_key(key))
+        return -EINVAL;
+    if (!kv_find(s, key, &pos))
+        return -ENOENT;
+    int rc = settings_write_async(s, key, NULL, cb, ud);
     if (rc < 0)
         return rc;
     free(s->kv[pos].key);

@@ -244,10 +244,16 @@ static void writer_free(struct store_efs_writer *w, bool drop)
     free(w);
 }
 
-int store_efs_finish(struct store_efs_writer *w)
+/* What the work item does for store_efs_finish(). */
+struct efs_finish {
+    struct store_efs_writer *w;
+    store_cb cb;
+    void *ud;
+};
+
+static int efs_finish_run(void *ud)
 {
-    if (!w)
-        return -EINVAL;
+    struct store_efs_writer *w = ((struct efs_finish *)ud)->w;
     int rc = store__fsync(w->fd);
     if (close(w->fd) != 0 && rc == 0)
         rc = -errno;
@@ -257,8 +263,36 @@ int store_efs_finish(struct store_efs_writer *w)
         rc = rename_noreplace(w->dirfd, w->tmp, w->base);
     if (rc == 0)
         rc = store__fsync(w->dirfd);
-    writer_free(w, rc < 0);
+    if (rc < 0)
+        unlinkat(w->dirfd, w->tmp, 0);
     return rc;
+}
+
+static void efs_finish_done(void *ud, int result)
+{
+    struct efs_finish *f = ud;
+    writer_free(f->w, false);
+    store_cb cb = f->cb;
+    void *cb_ud = f->ud;
+    free(f);
+    if (cb)
+        cb(cb_ud, result);
+}
+
+void store_efs_finish(struct store_efs_writer *w, store_cb cb, void *ud)
+{
+    struct efs_finish *f = malloc(sizeof(*f));
+    if (f) {
+        *f = (struct efs_finish){w, cb, ud};
+        if (store_submit(w->s, efs_finish_run, efs_finish_done, f) == 0)
+            return;
+        free(f);
+    }
+    /* no memory for the work item: the file is not kept, as after a
+     * failed write */
+    store_efs_abort(w);
+    if (cb)
+        cb(ud, -ENOMEM);
 }
 
 void store_efs_abort(struct store_efs_writer *w)
@@ -377,6 +411,46 @@ static int efs_delete_matching(struct store *s, const struct efs_name *n)
         rc = store__fsync(dirfd);
     matches_free(&m);
     close(dirfd);
+    return rc;
+}
+
+struct efs_delete {
+    struct store *s;
+    store_cb cb;
+    void *ud;
+    char name[STORE_EFS_NAME_MAX + 1];
+};
+
+static int efs_delete_run(void *ud)
+{
+    struct efs_delete *d = ud;
+    return store_efs_delete(d->s, d->name);
+}
+
+static void efs_delete_done(void *ud, int result)
+{
+    struct efs_delete *d = ud;
+    store_cb cb = d->cb;
+    void *cb_ud = d->ud;
+    free(d);
+    if (cb)
+        cb(cb_ud, result);
+}
+
+int store_efs_delete_async(struct store *s, const char *name, store_cb cb, void *ud)
+{
+    if (!name)
+        return -EINVAL;
+    if (strlen(name) > STORE_EFS_NAME_MAX)
+        return -ENAMETOOLONG;
+    struct efs_delete *d = malloc(sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    *d = (struct efs_delete){.s = s, .cb = cb, .ud = ud};
+    strcpy(d->name, name);
+    int rc = store_submit(s, efs_delete_run, efs_delete_done, d);
+    if (rc)
+        free(d);
     return rc;
 }
 

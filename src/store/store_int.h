@@ -19,8 +19,22 @@ struct store_kv {
     char *val;
 };
 
+/* One item of the store's work queue (store_queue.c). */
+struct store_work {
+    struct store_work *next;
+    uv_work_t req;
+    struct store *s;
+    int (*work)(void *ud);
+    store_cb done;
+    void *ud;
+    int result;
+};
+
 struct store {
     char *dir;
+    uv_loop_t *loop;
+    struct store_work *q_head, **q_tail; /* waiting, oldest first */
+    struct store_work *q_running;        /* on a worker, or NULL */
     int root_fd; /* the state directory; holds the flock */
     int rec_fd;  /* records/ */
     int slot_fd; /* slot/ */

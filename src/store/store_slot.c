@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,105 +13,106 @@
 #define FW_FILE "current"
 #define FWNEW_FILE "new"
 /* A package arrives in chunks of a few KiB (a UART read). The writer
- * gathers them into buffers of this size and a thread of its own writes
- * each full buffer to the file while the next one fills: the loop thread
- * only copies, so a fast upload does not wait on the file system. */
+ * gathers them into buffers of this size and hands each full one to the
+ * store's work queue: the loop thread only copies. */
 #define SLOT_BUF_SIZE (256u * 1024u)
 
+/* The loop's fields are used on the loop thread only; the worker's only by
+ * the writer's work items, which the store's queue runs one at a time. */
 struct store_slot_writer {
     struct store *s;
-    int fd;
     uint64_t capacity;
-    uint64_t written; /* taken: in the file, with the thread or in fill */
-    uint8_t *buf[2];  /* fill is one of them, the other is the thread's */
+    /* loop */
+    uint64_t taken;   /* in the file, queued, or in fill */
     uint8_t *fill;    /* the buffer being filled, fill_len bytes of it */
     size_t fill_len;
-
-    /* shared with the thread, under mu; cv signals both ways */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    const uint8_t *out; /* what the thread is to write, or NULL: idle */
-    size_t out_len;
-    uint64_t flushed;   /* in the file */
-    int err;            /* a failed write of the thread, not yet reported */
-    bool quit;
+    int err;          /* a worker's error not yet reported */
+    void (*cb)(void *ud, int result, uint64_t size);
+    void *ud;
+    /* worker */
+    int fd;           /* -1 until the first chunk created the file */
+    uint64_t flushed; /* in the file */
+    int werr;         /* a failed write: the chunks after it are dropped */
 };
 
-/* The writer's thread: writes each buffer handed to it (a failed write is
- * cut off the file again by store__append) until told to quit. */
-static void *slot_thread(void *arg)
+/* One buffer on its way to the file. */
+struct chunk {
+    struct store_slot_writer *w;
+    uint8_t *buf;
+    size_t len;
+    uint64_t flushed; /* the file's size after this chunk's work */
+};
+
+/* The erase and the new file, at the first byte: unlink rather than
+ * truncate, so that whatever sits under the name (a planted symlink too)
+ * goes and a fresh file takes its place; the new name is made durable
+ * before any data, so the end only has the file's content to sync. A crash
+ * in between leaves the slot empty. */
+static int slot_create(struct store_slot_writer *w)
 {
-    struct store_slot_writer *w = arg;
-    pthread_mutex_lock(&w->mu);
-    for (;;) {
-        while (!w->out && !w->quit)
-            pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->out)
-            break;
-        const uint8_t *out = w->out;
-        size_t len = w->out_len;
-        uint64_t flushed = w->flushed;
-        pthread_mutex_unlock(&w->mu);
-        int rc = store__append(w->fd, &flushed, w->capacity, out, len, -EFBIG);
-        pthread_mutex_lock(&w->mu);
-        w->flushed = flushed;
-        if (rc && !w->err)
-            w->err = rc;
-        w->out = NULL;
-        pthread_cond_broadcast(&w->cv);
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
+    int dirfd = w->s->slot_fd;
+    if (unlinkat(dirfd, SLOT_FILE, 0) != 0 && errno != ENOENT)
+        return -errno;
+    w->fd = openat(dirfd, SLOT_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (w->fd < 0)
+        return -errno;
+    return store__fsync(dirfd);
 }
 
-/* Waits until the thread has written what it was given. Returns its error,
- * if any: then what was not in the file yet is dropped, and the package is
- * what store_slot_written() says. */
-static int slot_wait(struct store_slot_writer *w)
+static int chunk_run(void *ud)
 {
-    pthread_mutex_lock(&w->mu);
-    while (w->out)
-        pthread_cond_wait(&w->cv, &w->mu);
-    int rc = w->err;
-    w->err = 0;
-    uint64_t flushed = w->flushed;
-    pthread_mutex_unlock(&w->mu);
-    if (rc) {
-        w->written = flushed;
+    struct chunk *c = ud;
+    struct store_slot_writer *w = c->w;
+    if (!w->werr && w->fd < 0)
+        w->werr = slot_create(w);
+    if (!w->werr)
+        w->werr = store__append(w->fd, &w->flushed, w->capacity, c->buf, c->len, -EFBIG);
+    c->flushed = w->flushed;
+    return w->werr;
+}
+
+static void chunk_done(void *ud, int result)
+{
+    struct chunk *c = ud;
+    struct store_slot_writer *w = c->w;
+    if (result && !w->err) {
+        /* what is not in the file is dropped: the package is what it holds */
+        w->err = result;
+        w->taken = c->flushed;
         w->fill_len = 0;
     }
-    return rc;
+    free(c->buf);
+    free(c);
 }
 
-/* Hands the filled buffer to the thread (once it is done with the other
- * one) and takes the other one to fill. */
+/* Hands the filled buffer to the queue; the writer takes a fresh one. */
 static int slot_submit(struct store_slot_writer *w)
 {
-    int rc = slot_wait(w);
-    if (rc || !w->fill_len)
+    struct chunk *c = malloc(sizeof(*c));
+    uint8_t *next = malloc(SLOT_BUF_SIZE);
+    if (!c || !next) {
+        free(c);
+        free(next);
+        return -ENOMEM;
+    }
+    *c = (struct chunk){.w = w, .buf = w->fill, .len = w->fill_len};
+    int rc = store_submit(w->s, chunk_run, chunk_done, c);
+    if (rc) {
+        free(c);
+        free(next);
         return rc;
-    pthread_mutex_lock(&w->mu);
-    w->out = w->fill;
-    w->out_len = w->fill_len;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    w->fill = w->fill == w->buf[0] ? w->buf[1] : w->buf[0];
+    }
+    w->fill = next;
     w->fill_len = 0;
     return 0;
 }
 
-/* Frees @p w and what it holds; its thread must have ended. */
-static void slot_free(struct store_slot_writer *w)
+static void writer_free(struct store_slot_writer *w)
 {
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    free(w->buf[0]);
-    free(w->buf[1]);
+    w->s->n_writers--;
+    free(w->fill);
     free(w);
 }
-
-/* ---- the NAND package slot --------------------------------------------- */
 
 int store_slot_begin(struct store *s, uint64_t capacity, struct store_slot_writer **out)
 {
@@ -120,38 +120,16 @@ int store_slot_begin(struct store *s, uint64_t capacity, struct store_slot_write
         return -EINVAL;
     if (s->slot_writer)
         return -EBUSY;
-    /* The erase: unlink rather than truncate, so that whatever sits under
-     * the name (a planted symlink too) goes and a fresh file takes its
-     * place. A crash in between leaves the slot empty. */
-    if (unlinkat(s->slot_fd, SLOT_FILE, 0) != 0 && errno != ENOENT)
-        return -errno;
+    if (!s->loop)
+        return -ENOTCONN;
     struct store_slot_writer *w = calloc(1, sizeof(*w));
-    if (!w)
-        return -ENOMEM;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    w->buf[0] = malloc(SLOT_BUF_SIZE);
-    w->buf[1] = malloc(SLOT_BUF_SIZE);
-    if (!w->buf[0] || !w->buf[1]) {
-        slot_free(w);
+    if (!w || !(w->fill = malloc(SLOT_BUF_SIZE))) {
+        free(w);
         return -ENOMEM;
     }
-    w->fill = w->buf[0];
     w->s = s;
     w->capacity = capacity;
-    w->fd =
-        openat(s->slot_fd, SLOT_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    /* the new name is made durable now, before any data: finishing then
-     * only has the file's own content to sync */
-    int rc = w->fd < 0 ? -errno : store__fsync(s->slot_fd);
-    if (rc == 0)
-        rc = -pthread_create(&w->thread, NULL, slot_thread, w);
-    if (rc) {
-        if (w->fd >= 0)
-            close(w->fd);
-        slot_free(w);
-        return rc;
-    }
+    w->fd = -1;
     s->slot_writer = w;
     s->n_writers++;
     *out = w;
@@ -162,7 +140,12 @@ int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len)
 {
     if (!w || (!buf && len > 0))
         return -EINVAL;
-    if (len > w->capacity - w->written)
+    if (w->err) {
+        int rc = w->err;
+        w->err = 0;
+        return rc;
+    }
+    if (len > w->capacity - w->taken)
         return -EFBIG;
     const uint8_t *p = buf;
     while (len) {
@@ -175,7 +158,7 @@ int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len)
         n = n < len ? n : len;
         memcpy(w->fill + w->fill_len, p, n);
         w->fill_len += n;
-        w->written += n;
+        w->taken += n;
         p += n;
         len -= n;
     }
@@ -184,53 +167,97 @@ int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len)
 
 uint64_t store_slot_written(const struct store_slot_writer *w)
 {
-    return w->written;
+    return w->taken;
 }
 
-/* Ends @p w: writes the rest, ends the thread, frees; *@p fd gets the
- * file's descriptor when all went well (else it is closed here). */
-static int slot_end(struct store_slot_writer *w, int *fd)
+/* The last work items of a writer. The end item runs after every chunk (the
+ * queue is in order) and reports; the fsync follows; close() ends an
+ * aborted writer. Each frees the writer once it is the last. */
+static int end_run(void *ud)
 {
-    int rc = slot_submit(w);
-    int rc2 = slot_wait(w);
-    rc = rc ? rc : rc2;
-    pthread_mutex_lock(&w->mu);
-    w->quit = true;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
-    if (rc == 0)
-        *fd = w->fd;
-    else
-        close(w->fd);
-    w->s->slot_writer = NULL;
-    w->s->n_writers--;
-    slot_free(w);
-    return rc;
+    struct store_slot_writer *w = ud;
+    return w->werr;
 }
 
-int store_slot_finish(struct store_slot_writer *w)
+static int sync_run(void *ud)
 {
-    if (!w)
-        return -EINVAL;
-    int fd;
-    int rc = slot_end(w, &fd);
-    if (rc)
-        return rc;
-    rc = store__fsync(fd);
-    if (close(fd) != 0 && rc == 0)
+    struct store_slot_writer *w = ud;
+    int rc = w->fd >= 0 ? store__fsync(w->fd) : 0;
+    if (w->fd >= 0 && close(w->fd) != 0 && rc == 0)
         rc = -errno;
+    w->fd = -1;
     return rc;
 }
 
-int store_slot_finish_unsynced(struct store_slot_writer *w, int *sync_fd)
+static void sync_done(void *ud, int result)
 {
-    if (!sync_fd) /* nobody to hand the fsync to */
-        return store_slot_finish(w);
-    *sync_fd = -1;
-    if (!w)
-        return -EINVAL;
-    return slot_end(w, sync_fd);
+    struct store_slot_writer *w = ud;
+    (void)result; /* the package was reported written: a failed fsync only
+                     weakens it against an OS crash, as a module's flash
+                     wear would; nothing to tell the host any more */
+    writer_free(w);
+}
+
+static void end_done(void *ud, int result)
+{
+    struct store_slot_writer *w = ud;
+    uint64_t size = w->flushed; /* no work of this writer runs now */
+    void (*cb)(void *, int, uint64_t) = w->cb;
+    void *cb_ud = w->ud;
+    /* the fsync is queued before the caller hears: a flush it asks for
+     * then waits for it too */
+    if (w->fd < 0 || store_submit(w->s, sync_run, sync_done, w) != 0) {
+        sync_run(w); /* nothing to sync, or no memory for a work item */
+        writer_free(w);
+    }
+    if (cb)
+        cb(cb_ud, result, size);
+}
+
+/* Queues what @p w still holds (unless @p drop) and then @p run/@p done. */
+static void slot_end(struct store_slot_writer *w, bool drop, int (*run)(void *),
+                     void (*done)(void *, int))
+{
+    w->s->slot_writer = NULL;
+    if (!drop && w->fill_len && !w->err && slot_submit(w) != 0)
+        w->err = -ENOMEM;
+    w->fill_len = 0;
+    if (store_submit(w->s, run, done, w) != 0) {
+        /* no memory for the last item: finish here, on the loop, rather
+         * than leave the package half told */
+        done(w, run(w));
+    }
+}
+
+void store_slot_finish(struct store_slot_writer *w, void (*cb)(void *ud, int result, uint64_t size),
+                       void *ud)
+{
+    w->cb = cb;
+    w->ud = ud;
+    slot_end(w, false, end_run, end_done);
+}
+
+void store_slot_abort(struct store_slot_writer *w)
+{
+    slot_end(w, true, sync_run, sync_done);
+}
+
+/* Opens regular file @p name in @p dirfd read-only without following a
+ * symlink, and its size. */
+static int open_ro(int dirfd, const char *name, int *fd, uint64_t *size)
+{
+    int f = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (f < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(f, &st) != 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+    if (rc) {
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    return 0;
 }
 
 /* The size of regular file @p name in @p dirfd; 0 if there is none. */
@@ -245,18 +272,17 @@ static uint64_t file_size_at(int dirfd, const char *name)
 uint64_t store_slot_size(struct store *s)
 {
     if (s->slot_writer)
-        return s->slot_writer->written;
+        return s->slot_writer->taken;
     return file_size_at(s->slot_fd, SLOT_FILE);
 }
 
-int store_slot_read(struct store *s, uint8_t **buf, size_t *len)
+int store_slot_open(struct store *s, int *fd, uint64_t *size)
 {
-    if (!buf || !len)
+    if (!fd || !size)
         return -EINVAL;
-    int rc = store__read_at(s->slot_fd, SLOT_FILE, SIZE_MAX, buf, len);
-    if (rc == 0 && *len == 0) {
-        free(*buf);
-        *buf = NULL;
+    int rc = open_ro(s->slot_fd, SLOT_FILE, fd, size);
+    if (rc == 0 && *size == 0) {
+        close(*fd);
         return -ENOENT;
     }
     return rc;
@@ -264,14 +290,20 @@ int store_slot_read(struct store *s, uint8_t **buf, size_t *len)
 
 int store_slot_delete(struct store *s)
 {
-    if (s->slot_writer)
-        return -EBUSY;
-    uint64_t size = store_slot_size(s);
-    int rc = store__unlink_at(s->slot_fd, SLOT_FILE);
-    return rc == 0 && size == 0 ? -ENOENT : rc;
+    return store__unlink_at(s->slot_fd, SLOT_FILE);
 }
 
 /* ---- firmware images --------------------------------------------------- */
+
+int store_fw_open(struct store *s, int *fd, uint64_t *size)
+{
+    return fd && size ? open_ro(s->fw_fd, FW_FILE, fd, size) : -EINVAL;
+}
+
+int store_fwnew_open(struct store *s, int *fd, uint64_t *size)
+{
+    return fd && size ? open_ro(s->fw_fd, FWNEW_FILE, fd, size) : -EINVAL;
+}
 
 int store_fw_read(struct store *s, uint8_t **buf, size_t *len)
 {

@@ -148,9 +148,18 @@ static void host_send(struct fx *f, const char *s)
     port_mem_feed(f->p, s, strlen(s));
 }
 
+/* Lets the store's work on libuv's threadpool complete: answers that wait
+ * for a write come once it has (the loop blocks only while work runs). */
+static void settle(struct fx *f)
+{
+    while (f->loop.active_reqs.count)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
 /* What the module sent since the last take(). */
 static const char *take(struct fx *f)
 {
+    settle(f);
     port_mem_take(f->p, f->got, sizeof(f->got));
     return f->got;
 }

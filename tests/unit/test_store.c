@@ -27,6 +27,7 @@
 #define SLOT_CAP_BG95M1 (7040u * 1024u)
 
 struct fx {
+    uv_loop_t loop;
     char dir[64];
     char outside[64]; /* a folder outside the state dir, when a test makes one */
     struct store *s;
@@ -69,7 +70,8 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     make_tmpdir(f->dir, sizeof(f->dir));
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(store_open_cfg(f->dir, &(struct store_cfg){.loop = &f->loop}, &f->s), 0);
     *state = f;
     return 0;
 }
@@ -77,7 +79,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* what a test left queued */
     store_close(f->s);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
     rm_rf(f->dir);
     if (f->outside[0])
         rm_rf(f->outside);
@@ -92,11 +96,79 @@ static const char *at(struct fx *f, const char *rel)
     return f->path;
 }
 
+static void store_reopen(struct fx *f)
+{
+    assert_int_equal(store_open_cfg(f->dir, &(struct store_cfg){.loop = &f->loop}, &f->s), 0);
+}
+
 static void reopen(struct fx *f)
 {
+    uv_run(&f->loop, UV_RUN_DEFAULT);
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    store_reopen(f);
+}
+
+/* Completions of the asynchronous calls, for the tests to wait on. */
+struct done {
+    int calls, result;
+    uint64_t size;
+};
+
+static void done_cb(void *ud, int result)
+{
+    struct done *d = ud;
+    d->calls++;
+    d->result = result;
+}
+
+static void slot_done_cb(void *ud, int result, uint64_t size)
+{
+    struct done *d = ud;
+    d->calls++;
+    d->result = result;
+    d->size = size;
+}
+
+/* Runs @p loop until the work queue of @p s is empty and returns what the
+ * completion said. */
+static int wait_done(uv_loop_t *loop, struct done *d)
+{
+    uv_run(loop, UV_RUN_DEFAULT); /* work requests keep it running until done */
+    assert_int_equal(d->calls, 1);
+    return d->result;
+}
+
+/* store_slot_finish(), waited for. */
+static int slot_finish(uv_loop_t *loop, struct store_slot_writer *w)
+{
+    struct done d = {0};
+    store_slot_finish(w, slot_done_cb, &d);
+    return wait_done(loop, &d);
+}
+
+/* store_efs_finish(), waited for. */
+static int efs_finish(uv_loop_t *loop, struct store_efs_writer *w)
+{
+    struct done d = {0};
+    store_efs_finish(w, done_cb, &d);
+    return wait_done(loop, &d);
+}
+
+/* The slot's package, read whole through store_slot_open(). */
+static int slot_read(struct store *s, uint8_t **buf, size_t *len)
+{
+    int fd;
+    uint64_t size;
+    int rc = store_slot_open(s, &fd, &size);
+    if (rc)
+        return rc;
+    *buf = malloc(size);
+    assert_non_null(*buf);
+    assert_int_equal(pread(fd, *buf, size, 0), (ssize_t)size);
+    close(fd);
+    *len = size;
+    return 0;
 }
 
 static void write_file(const char *path, const void *buf, size_t len)
@@ -207,7 +279,8 @@ static int list_cb(void *ud, const char *name, uint64_t size)
     return l->stop_at && l->n == l->stop_at ? 7 : 0;
 }
 
-static int efs_put(struct store *s, const char *name, const void *buf, size_t len, bool overwrite)
+static int efs_put_on(uv_loop_t *loop, struct store *s, const char *name, const void *buf,
+                      size_t len, bool overwrite)
 {
     struct store_efs_writer *w;
     int rc = store_efs_begin(s, name, overwrite, &w);
@@ -218,16 +291,20 @@ static int efs_put(struct store *s, const char *name, const void *buf, size_t le
         store_efs_abort(w);
         return rc;
     }
-    return store_efs_finish(w);
+    return efs_finish(loop, w);
 }
 
-static void slot_put(struct store *s, const void *buf, size_t len)
+#define efs_put(s, name, buf, len, ow) efs_put_on(&f->loop, s, name, buf, len, ow)
+
+static void slot_put_on(uv_loop_t *loop, struct store *s, const void *buf, size_t len)
 {
     struct store_slot_writer *w;
     assert_int_equal(store_slot_begin(s, SLOT_CAP_BG95M1, &w), 0);
     assert_int_equal(store_slot_write(w, buf, len), 0);
-    assert_int_equal(store_slot_finish(w), 0);
+    assert_int_equal(slot_finish(loop, w), 0);
 }
+
+#define slot_put(s, buf, len) slot_put_on(&f->loop, s, buf, len)
 
 /* ---- settings ---------------------------------------------------------- */
 
@@ -328,7 +405,7 @@ static void test_settings_malformed_lines_are_ignored(void **state)
     n += 8;
     n += (size_t)sprintf(text + n, "dup=1\ndup=2\nlast=unterminated");
     write_file(at(f, "settings"), text, n);
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    store_reopen(f);
 
     char v[16];
     expect_setting(f->s, "good", "1");
@@ -397,7 +474,7 @@ static void test_open_removes_stale_temp_files(void **state)
     for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++)
         write_file(at(f, stale[i]), "half", 4);
     assert_int_equal(count_tmp(f->dir), 7);
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    store_reopen(f);
     assert_int_equal(count_tmp(f->dir), 0);
     char buf[4];
     size_t len;
@@ -522,10 +599,10 @@ static void test_slot_streams_chunks_and_reads_back(void **state)
         assert_int_equal(store_slot_written(w), off + 1000);
     }
     assert_int_equal(store_slot_size(f->s), sizeof(pkg));
-    assert_int_equal(store_slot_finish(w), 0);
+    assert_int_equal(slot_finish(&f->loop, w), 0);
     reopen(f);
     assert_int_equal(store_slot_size(f->s), sizeof(pkg));
-    expect_read(f->s, store_slot_read, pkg, sizeof(pkg));
+    expect_read(f->s, slot_read, pkg, sizeof(pkg));
 }
 
 static void test_slot_capacity_exact_boundary(void **state)
@@ -542,8 +619,8 @@ static void test_slot_capacity_exact_boundary(void **state)
     assert_int_equal(store_slot_written(w), cap);
     assert_int_equal(store_slot_write(w, pkg + cap, 1), -EFBIG);
     assert_int_equal(store_slot_written(w), cap);
-    assert_int_equal(store_slot_finish(w), 0);
-    expect_read(f->s, store_slot_read, pkg, cap);
+    assert_int_equal(slot_finish(&f->loop, w), 0);
+    expect_read(f->s, slot_read, pkg, cap);
 
     /* A chunk that crosses the capacity writes nothing of itself. */
     assert_int_equal(store_slot_begin(f->s, 1500, &w), 0);
@@ -551,8 +628,8 @@ static void test_slot_capacity_exact_boundary(void **state)
     assert_int_equal(store_slot_write(w, pkg + 1000, 501), -EFBIG);
     assert_int_equal(store_slot_size(f->s), 1000);
     assert_int_equal(store_slot_write(w, pkg + 1000, 500), 0);
-    assert_int_equal(store_slot_finish(w), 0);
-    expect_read(f->s, store_slot_read, pkg, 1500);
+    assert_int_equal(slot_finish(&f->loop, w), 0);
+    expect_read(f->s, slot_read, pkg, 1500);
     free(pkg);
 }
 
@@ -567,8 +644,8 @@ static void test_slot_new_write_replaces_old_package(void **state)
     assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
     assert_int_equal(store_slot_size(f->s), 0); /* erased */
     assert_int_equal(store_slot_write(w, new_pkg, sizeof(new_pkg)), 0);
-    assert_int_equal(store_slot_finish(w), 0);
-    expect_read(f->s, store_slot_read, new_pkg, sizeof(new_pkg));
+    assert_int_equal(slot_finish(&f->loop, w), 0);
+    expect_read(f->s, slot_read, new_pkg, sizeof(new_pkg));
 }
 
 static void test_slot_delete_and_size_zero_when_empty(void **state)
@@ -577,44 +654,60 @@ static void test_slot_delete_and_size_zero_when_empty(void **state)
     uint8_t *buf;
     size_t len;
     assert_int_equal(store_slot_size(f->s), 0);
-    assert_int_equal(store_slot_read(f->s, &buf, &len), -ENOENT);
+    assert_int_equal(slot_read(f->s, &buf, &len), -ENOENT);
     assert_int_equal(store_slot_delete(f->s), -ENOENT);
     slot_put(f->s, "pkg", 3);
     assert_int_equal(store_slot_size(f->s), 3);
     assert_int_equal(store_slot_delete(f->s), 0);
     assert_int_equal(store_slot_size(f->s), 0);
-    assert_int_equal(store_slot_read(f->s, &buf, &len), -ENOENT);
+    assert_int_equal(slot_read(f->s, &buf, &len), -ENOENT);
 
     struct store_slot_writer *w, *w2;
     assert_int_equal(store_slot_begin(f->s, 0, &w), -EINVAL);
     assert_int_equal(store_slot_begin(f->s, 10, &w), 0);
     assert_int_equal(store_slot_begin(f->s, 10, &w2), -EBUSY);
-    assert_int_equal(store_slot_delete(f->s), -EBUSY);
-    assert_int_equal(store_slot_finish(w), 0); /* nothing written: empty */
-    assert_int_equal(store_slot_read(f->s, &buf, &len), -ENOENT);
+    assert_int_equal(slot_finish(&f->loop, w), 0); /* nothing written: empty */
+    assert_int_equal(slot_read(f->s, &buf, &len), -ENOENT);
     assert_int_equal(store_slot_delete(f->s), -ENOENT);
+}
+
+static void child_slot_done(void *ud, int result, uint64_t size)
+{
+    (void)size;
+    *(int *)ud = result;
 }
 
 /* Forks a child that opens the store in @p dir, writes @p len bytes of
  * @p pkg into the slot in chunks of @p chunk, ends the writer when
- * @p finish says so (store_slot_finish_unsynced(), no fsync) and is killed
- * with SIGKILL, as a power cut or kill -9 would take the process. */
+ * @p finish says so (waiting for store_slot_finish()'s callback, not for
+ * the fsync that follows it) and is killed with SIGKILL, as a power cut or
+ * kill -9 would take the process. */
 static void slot_write_then_die(const char *dir, const uint8_t *pkg, size_t len, size_t chunk,
                                 bool finish)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        uv_loop_t loop;
         struct store *s;
         struct store_slot_writer *w;
-        int fd;
-        if (store_open(dir, &s) != 0 || store_slot_begin(s, SLOT_CAP_BG95M1, &w) != 0)
+        if (uv_loop_init(&loop) != 0 ||
+            store_open_cfg(dir, &(struct store_cfg){.loop = &loop}, &s) != 0 ||
+            store_slot_begin(s, SLOT_CAP_BG95M1, &w) != 0)
             _exit(1);
-        for (size_t off = 0; off < len; off += chunk)
+        for (size_t off = 0; off < len; off += chunk) {
             if (store_slot_write(w, pkg + off, len - off < chunk ? len - off : chunk) != 0)
                 _exit(1);
-        if (finish && store_slot_finish_unsynced(w, &fd) != 0)
-            _exit(1);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+        if (finish) {
+            int result = 1;
+            store_slot_finish(w, child_slot_done, &result);
+            while (result == 1)
+                uv_run(&loop, UV_RUN_ONCE);
+            if (result != 0)
+                _exit(1);
+        }
         raise(SIGKILL);
         _exit(1);
     }
@@ -640,13 +733,13 @@ static void test_slot_killed_mid_write_keeps_a_prefix(void **state)
     /* the old package was erased; what the writer had put in the file is
      * a prefix of the new one (what it still gathered in memory is gone,
      * as a module's RAM is at a power cut) */
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    store_reopen(f);
     uint64_t size = store_slot_size(f->s);
     assert_true(size <= len);
     if (size) {
         uint8_t *buf;
         size_t got;
-        assert_int_equal(store_slot_read(f->s, &buf, &got), 0);
+        assert_int_equal(slot_read(f->s, &buf, &got), 0);
         assert_int_equal(got, size);
         assert_memory_equal(buf, new_pkg, got);
         free(buf);
@@ -669,34 +762,219 @@ static void test_slot_finished_unsynced_survives_kill(void **state)
     f->s = NULL;
 
     slot_write_then_die(f->dir, pkg, len, 4096, true);
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    store_reopen(f);
     assert_int_equal(store_slot_size(f->s), len);
-    expect_read(f->s, store_slot_read, pkg, len);
+    expect_read(f->s, slot_read, pkg, len);
     free(pkg);
 }
 
-static void test_slot_finish_unsynced_hands_over_the_file(void **state)
+struct finish_probe {
+    struct store *s;
+    const uint8_t *want;
+    size_t len;
+    int calls;
+    bool busy; /* the fsync still queued when the package was reported */
+};
+
+static void finish_probe_cb(void *ud, int result, uint64_t size)
+{
+    struct finish_probe *p = ud;
+    p->calls++;
+    assert_int_equal(result, 0);
+    assert_int_equal(size, p->len);
+    /* written by now: readable whole, with the writer gone */
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(slot_read(p->s, &buf, &len), 0);
+    expect_file(buf, len, p->want, p->len);
+    free(buf);
+    p->busy = store_busy(p->s);
+}
+
+static void test_slot_finish_reports_once_written_and_syncs_behind(void **state)
 {
     struct fx *f = *state;
-    uint8_t pkg[5000];
+    static uint8_t pkg[300 * 1024 + 5];
     img_fill(pkg, sizeof(pkg), 6);
     struct store_slot_writer *w;
-    int fd = 123;
-    assert_int_equal(store_slot_finish_unsynced(NULL, &fd), -EINVAL);
-    assert_int_equal(fd, -1);
     assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
     assert_int_equal(store_slot_write(w, pkg, sizeof(pkg)), 0);
-    assert_int_equal(store_slot_finish_unsynced(w, &fd), 0);
-    /* the writer is gone: the slot is free and holds the package, and the
-     * descriptor is the package's own, for the caller to fsync and close */
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    assert_int_equal(st.st_size, sizeof(pkg));
-    assert_int_equal(fsync(fd), 0);
-    assert_int_equal(close(fd), 0);
-    expect_read(f->s, store_slot_read, pkg, sizeof(pkg));
+    struct finish_probe p = {f->s, pkg, sizeof(pkg), 0, false};
+    store_slot_finish(w, finish_probe_cb, &p);
+    assert_int_equal(p.calls, 0); /* never synchronous */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(p.calls, 1);
+    assert_true(p.busy);
+    assert_false(store_busy(f->s));
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0); /* the slot is free */
+    assert_int_equal(slot_finish(&f->loop, w), 0);
+}
+
+static void test_slot_untouched_until_the_first_byte(void **state)
+{
+    struct fx *f = *state;
+    uint8_t old_pkg[5000];
+    img_fill(old_pkg, sizeof(old_pkg), 1);
+    slot_put(f->s, old_pkg, sizeof(old_pkg));
+    struct store_slot_writer *w;
     assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
-    assert_int_equal(store_slot_finish(w), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    expect_read(f->s, slot_read, old_pkg, sizeof(old_pkg)); /* nothing erased yet */
+    struct done d = {0};
+    store_slot_finish(w, slot_done_cb, &d);
+    assert_int_equal(wait_done(&f->loop, &d), 0);
+    assert_int_equal(d.size, 0);
+    expect_read(f->s, slot_read, old_pkg, sizeof(old_pkg)); /* no byte came: kept */
+    assert_int_equal(store_slot_size(f->s), sizeof(old_pkg));
+
+    /* an abort with nothing taken keeps it too; one byte erases it */
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
+    store_slot_abort(w);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    expect_read(f->s, slot_read, old_pkg, sizeof(old_pkg));
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
+    assert_int_equal(store_slot_write(w, "x", 1), 0);
+    assert_int_equal(slot_finish(&f->loop, w), 0);
+    expect_read(f->s, slot_read, "x", 1);
+}
+
+static void test_slot_abort_drops_what_is_only_in_memory(void **state)
+{
+    struct fx *f = *state;
+    static uint8_t pkg[256 * 1024 + 100];
+    img_fill(pkg, sizeof(pkg), 5);
+    struct store_slot_writer *w;
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
+    assert_int_equal(store_slot_write(w, pkg, sizeof(pkg)), 0); /* one buffer handed over */
+    store_slot_abort(w);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    /* the whole buffer reached the flash, the 100 bytes in memory did not */
+    expect_read(f->s, slot_read, pkg, 256 * 1024);
+    assert_false(store_busy(f->s));
+}
+
+static void test_slot_planted_symlink_is_never_followed(void **state)
+{
+    struct fx *f = *state;
+    make_tmpdir(f->outside, sizeof(f->outside));
+    char target[PATH_MAX];
+    snprintf(target, sizeof(target), "%s/victim", f->outside);
+    write_file(target, "precious", 8);
+    assert_int_equal(symlink(target, at(f, "slot/package")), 0);
+    int fd;
+    uint64_t size;
+    assert_int_equal(store_slot_open(f->s, &fd, &size), -ELOOP);
+    assert_int_equal(store_slot_size(f->s), 0);
+    slot_put(f->s, "new", 3); /* replaces the link, not its target */
+    expect_read(f->s, slot_read, "new", 3);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(store_read_all(target, &buf, &len), 0);
+    expect_file(buf, len, "precious", 8);
+    free(buf);
+}
+
+/* ---- the work queue ---------------------------------------------------- */
+
+struct order {
+    int seen[64];
+    int n;
+    int done_in_order;
+    bool flushed_after_all;
+};
+
+struct order_item {
+    struct order *o;
+    int i;
+};
+
+static int order_run(void *ud)
+{
+    struct order_item *it = ud;
+    it->o->seen[it->o->n++] = it->i; /* one at a time: no race on n */
+    return it->i;
+}
+
+static void order_done(void *ud, int result)
+{
+    struct order_item *it = ud;
+    if (result == it->i && it->o->done_in_order == it->i)
+        it->o->done_in_order++;
+    free(it);
+}
+
+static void order_flushed(void *ud)
+{
+    struct order *o = ud;
+    o->flushed_after_all = o->done_in_order == 64;
+}
+
+static void test_work_runs_one_at_a_time_in_order_and_flush_waits(void **state)
+{
+    struct fx *f = *state;
+    struct order o = {0};
+    for (int i = 0; i < 64; i++) {
+        struct order_item *it = malloc(sizeof(*it));
+        *it = (struct order_item){&o, i};
+        assert_int_equal(store_submit(f->s, order_run, order_done, it), 0);
+    }
+    assert_true(store_busy(f->s));
+    assert_int_equal(store_flush(f->s, order_flushed, &o), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(o.seen[i], i);
+    assert_int_equal(o.done_in_order, 64);
+    assert_true(o.flushed_after_all);
+    assert_false(store_busy(f->s));
+
+    /* a store without a loop has no queue */
+    struct store *s;
+    char dir[64];
+    make_tmpdir(dir, sizeof(dir));
+    assert_int_equal(store_open(dir, &s), 0);
+    assert_int_equal(store_submit(s, order_run, NULL, NULL), -ENOTCONN);
+    assert_int_equal(store_set_async(s, "k", "v", NULL, NULL), -ENOTCONN);
+    struct store_slot_writer *w;
+    assert_int_equal(store_slot_begin(s, 10, &w), -ENOTCONN);
+    store_close(s);
+    rm_rf(dir);
+}
+
+static void test_set_async_is_seen_at_once_and_on_disk_at_the_callback(void **state)
+{
+    struct fx *f = *state;
+    struct done d1 = {0}, d2 = {0}, d3 = {0};
+    assert_int_equal(store_set_async(f->s, "apn", "one", done_cb, &d1), 0);
+    assert_int_equal(store_set_async(f->s, "apn", "two", done_cb, &d2), 0);
+    assert_int_equal(store_set_async(f->s, "gone", "x", NULL, NULL), 0);
+    assert_int_equal(store_del_async(f->s, "gone", done_cb, &d3), 0);
+    expect_setting(f->s, "apn", "two");
+    assert_int_equal(d1.calls + d2.calls, 0);
+    assert_int_equal(store_set_async(f->s, "bad key", "v", done_cb, &d1), -EINVAL);
+    assert_int_equal(store_set_async(f->s, "k", "line\nfeed", done_cb, &d1), -EINVAL);
+    assert_int_equal(store_del_async(f->s, "never", done_cb, &d1), -ENOENT);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(d1.calls, 1);
+    assert_int_equal(d2.calls, 1);
+    assert_int_equal(d3.calls, 1);
+    assert_int_equal(d2.result, 0);
+    reopen(f); /* the last write won: a later one is never overtaken */
+    expect_setting(f->s, "apn", "two");
+    char v[8];
+    assert_int_equal(store_get(f->s, "gone", v, sizeof(v)), -ENOENT);
+    assert_int_equal(count_tmp(f->dir), 0);
+}
+
+static void test_efs_delete_async_answers_on_the_loop(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(efs_put(f->s, "UFS:a", "1", 1, false), 0);
+    struct done d = {0};
+    assert_int_equal(store_efs_delete_async(f->s, "UFS:a", done_cb, &d), 0);
+    assert_int_equal(wait_done(&f->loop, &d), 0);
+    d = (struct done){0};
+    assert_int_equal(store_efs_delete_async(f->s, "UFS:a", done_cb, &d), 0);
+    assert_int_equal(wait_done(&f->loop, &d), -ENOENT);
 }
 
 static void test_slot_chunks_of_any_size_across_buffers(void **state)
@@ -720,9 +998,9 @@ static void test_slot_chunks_of_any_size_across_buffers(void **state)
         assert_int_equal(store_slot_written(w), off);
         assert_int_equal(store_slot_size(f->s), off);
     }
-    assert_int_equal(store_slot_finish(w), 0);
+    assert_int_equal(slot_finish(&f->loop, w), 0);
     reopen(f);
-    expect_read(f->s, store_slot_read, pkg, total);
+    expect_read(f->s, slot_read, pkg, total);
     free(pkg);
 }
 
@@ -1000,8 +1278,8 @@ static void test_efs_overwrite_rules_and_abort(void **state)
     assert_int_equal(store_efs_begin(f->s, "UFS:race", false, &w2), 0);
     assert_int_equal(store_efs_write(w, "first", 5), 0);
     assert_int_equal(store_efs_write(w2, "second", 6), 0);
-    assert_int_equal(store_efs_finish(w2), 0);
-    assert_int_equal(store_efs_finish(w), -EEXIST);
+    assert_int_equal(efs_finish(&f->loop, w2), 0);
+    assert_int_equal(efs_finish(&f->loop, w), -EEXIST);
     expect_efs(f->s, "UFS:race", "second", 6);
     assert_int_equal(count_tmp(f->dir), 0);
 }
@@ -1011,7 +1289,7 @@ static void test_efs_free_space_is_a_budget(void **state)
     struct fx *f = *state;
     store_close(f->s);
     f->s = NULL;
-    struct store_cfg cfg = {.efs_budget = 10000};
+    struct store_cfg cfg = {.efs_budget = 10000, .loop = &f->loop};
     assert_int_equal(store_open_cfg(f->dir, &cfg, &f->s), 0);
     static uint8_t data[10001];
     assert_int_equal(store_efs_free(f->s), 10000);
@@ -1024,7 +1302,7 @@ static void test_efs_free_space_is_a_budget(void **state)
     assert_int_equal(store_efs_free(f->s), 1000); /* an upload in progress counts */
     assert_int_equal(store_efs_write(w, data, 1001), -ENOSPC);
     assert_int_equal(store_efs_write(w, data, 1000), 0);
-    assert_int_equal(store_efs_finish(w), 0);
+    assert_int_equal(efs_finish(&f->loop, w), 0);
     assert_int_equal(store_efs_free(f->s), 0);
     uint64_t size;
     assert_int_equal(store_efs_size(f->s, "/datatx/ssl/b", &size), 0);
@@ -1052,13 +1330,20 @@ static void setting_value(char *val, size_t cap, uint32_t gen)
     val[cap - 1] = '\0';
 }
 
+static void child_efs_done(void *ud, int result)
+{
+    *(int *)ud = result;
+}
+
 /* The child: rewrites every kind of file, generation after generation, and
  * reports each finished generation on @p wfd, until it is killed. */
 static void crash_child(const char *dir, uint32_t gen, int wfd)
 {
     struct store *s;
+    uv_loop_t loop;
     uint8_t *img = malloc(CRASH_FW_SIZE);
-    if (!img || store_open(dir, &s) != 0)
+    if (!img || uv_loop_init(&loop) != 0 ||
+        store_open_cfg(dir, &(struct store_cfg){.loop = &loop}, &s) != 0)
         _exit(2);
     for (;; gen++) {
         char val[200];
@@ -1070,13 +1355,22 @@ static void crash_child(const char *dir, uint32_t gen, int wfd)
             store_record_put(s, "journal", img, CRASH_REC_SIZE) != 0 ||
             store_fw_write(s, img, CRASH_FW_SIZE) != 0 ||
             store_efs_begin(s, "UFS:cert.pem", true, &e) != 0 ||
-            store_efs_write(e, img, CRASH_EFS_SIZE) != 0 || store_efs_finish(e) != 0 ||
-            store_slot_begin(s, SLOT_CAP_BG95M1, &w) != 0)
+            store_efs_write(e, img, CRASH_EFS_SIZE) != 0)
+            _exit(3);
+        int result = 1;
+        store_efs_finish(e, child_efs_done, &result);
+        while (result == 1)
+            uv_run(&loop, UV_RUN_ONCE);
+        if (result != 0 || store_slot_begin(s, SLOT_CAP_BG95M1, &w) != 0)
             _exit(3);
         for (size_t off = 0; off < CRASH_FW_SIZE; off += CRASH_CHUNK)
             if (store_slot_write(w, img + off, CRASH_CHUNK) != 0)
                 _exit(3);
-        if (store_slot_finish(w) != 0 || write(wfd, "g", 1) != 1)
+        result = 1;
+        store_slot_finish(w, child_slot_done, &result);
+        while (result == 1)
+            uv_run(&loop, UV_RUN_ONCE);
+        if (result != 0 || write(wfd, "g", 1) != 1)
             _exit(3);
     }
 }
@@ -1086,7 +1380,7 @@ static void crash_child(const char *dir, uint32_t gen, int wfd)
  * generation of the settings. */
 static uint32_t crash_check(struct fx *f)
 {
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    store_reopen(f);
     assert_int_equal(count_tmp(f->dir), 0);
 
     char val[200], want[200];
@@ -1114,7 +1408,7 @@ static uint32_t crash_check(struct fx *f)
     assert_true(img_prefix_ok(buf, len, &g_efs));
     free(buf);
 
-    int rc = store_slot_read(f->s, &buf, &len);
+    int rc = slot_read(f->s, &buf, &len);
     if (rc == -ENOENT) {
         len = 0;
         g_slot = 0;
@@ -1166,7 +1460,7 @@ static void test_kill9_leaves_every_file_old_or_new(void **state)
         uint32_t g = crash_check(f);
         assert_true(g >= base + iterations - 1);
     }
-    assert_int_equal(store_open(f->dir, &f->s), 0);
+    store_reopen(f);
 }
 
 int main(void)
@@ -1191,7 +1485,13 @@ int main(void)
         T(test_slot_delete_and_size_zero_when_empty),
         T(test_slot_killed_mid_write_keeps_a_prefix),
         T(test_slot_finished_unsynced_survives_kill),
-        T(test_slot_finish_unsynced_hands_over_the_file),
+        T(test_slot_finish_reports_once_written_and_syncs_behind),
+        T(test_slot_untouched_until_the_first_byte),
+        T(test_slot_abort_drops_what_is_only_in_memory),
+        T(test_slot_planted_symlink_is_never_followed),
+        T(test_work_runs_one_at_a_time_in_order_and_flush_waits),
+        T(test_set_async_is_seen_at_once_and_on_disk_at_the_callback),
+        T(test_efs_delete_async_answers_on_the_loop),
         T(test_slot_chunks_of_any_size_across_buffers),
         T(test_fwnew_begin_resume_keeps_content),
         T(test_fwnew_commit_replaces_fw_and_is_idempotent),
