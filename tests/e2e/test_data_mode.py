@@ -305,6 +305,9 @@ def test_host_closing_the_port_ends_an_upload_as_dtr_drop(make_modem, tmp_path):
     end = time.monotonic() + DEADLINE
     while "UART: host closed the port" not in m.log():
         assert time.monotonic() < end, m.log()
+    # and answered the upload (once the slot had the bytes), to nobody
+    while "+QFOTADL: 100," not in trace.read_text():
+        assert time.monotonic() < end, trace.read_text()
     m.open()
     assert m.cmd("AT") == b"\r\nOK\r\n"
     assert m.cmd("AT+QFOTADL=4") == b"\r\n+QFOTADL: 4,100\r\n\r\nOK\r\n"
