@@ -56,11 +56,18 @@ class Modem:
         self.runs = []
 
     # -- process --------------------------------------------------------
-    def start(self, wait_open=True, open_port=True, extra=()):
+    def start(self, wait_open=True, open_port=True, extra=(), bare=False):
+        """Starts dfota-sim and reads its ready line. bare: with only the
+        Modem's args, nothing added (defaults: ./dfota-sim.tty and
+        ./dfota-state in the workdir, the standard profile)."""
         cmd = [str(SIM), "--uart", str(self.tty), "--state-dir", str(self.state),
                "--profile", "fast", *self.args, *extra]
         if wait_open:
             cmd.append("--wait-open")
+        if bare:
+            self.tty = self.workdir / "dfota-sim.tty"
+            self.state = self.workdir / "dfota-state"
+            cmd = [str(SIM), *self.args, *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                      stderr=open(self.stderr, "ab"), cwd=self.workdir)
         self.runs.append(Run(self.proc))
@@ -68,7 +75,8 @@ class Modem:
             Modem.started.append(self)
         self.ready_line = self._read_stdout_line()
         assert self.ready_line.startswith("dfota-sim: "), self.ready_line
-        assert self.ready_line.endswith(" on " + str(self.tty)), self.ready_line
+        assert self.ready_line.endswith(" on " + ("./dfota-sim.tty" if bare else str(self.tty))), \
+            self.ready_line
         if open_port:
             self.open()
         return self
