@@ -1,8 +1,11 @@
 #!/bin/sh
 # Usage: scripts/bench.sh [CMAKE_ARG...]
-# Builds a Release build in ./build-bench (any arguments go to cmake's
-# configure step) and runs the benchmarks: AT round-trip latency and COM
-# upload throughput (bench/bench_at_latency.c, bench/bench_com_upload.c:
+# Installs what the build and the benchmarks need (scripts/deps.sh: the
+# compiler, libraries and the zstd CLI bench_apply compares against; quick
+# when all is there), builds a Release build in ./build-bench (any arguments
+# go to cmake's configure step) and runs the benchmarks: AT round-trip
+# latency and COM upload throughput (bench/bench_at_latency.c,
+# bench/bench_com_upload.c:
 # dfota-sim beside a bare pty peer measured in the same run, then paced
 # uploads when dfota-sim has --pace-uart) and delta apply
 # (bench/bench_apply.c, beside zstd --patch-from; needs the zstd CLI).
@@ -10,6 +13,8 @@
 # minute and removes what it made. Exits 1 if a benchmark failed.
 set -eu
 cd "$(dirname "$0")/.."
+
+scripts/deps.sh
 
 build="build-bench"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null

@@ -1,10 +1,13 @@
 /* dfota-sim - one virtual Quectel BG95/BG77/BG600L-M3 module on a pty.
  * Argument parsing only: the module is src/modem. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <uv.h>
 
 #include "dfota/modem.h"
@@ -50,6 +53,52 @@ static void on_ready(void *ud, const char *model, const char *firmware, const ch
     /* the line hosts and test fixtures wait for */
     printf("dfota-sim: %s %s on %s\n", model, firmware, path);
     fflush(stdout);
+}
+
+/* The pid of the process holding a flock() on @p dir (the store's lock on its
+ * state dir, include/dfota/store.h), read from /proc/locks; 0 if unknown. */
+static long lock_holder(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return 0;
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    long pid = 0;
+    while (!pid && fgets(line, sizeof(line), f)) {
+        /* "1: FLOCK  ADVISORY  WRITE 16026 fe:00:10953770 0 EOF"; a waiter
+         * has "->" before FLOCK and is skipped */
+        char kind[16];
+        long p;
+        unsigned maj, min;
+        unsigned long long ino;
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) == 5 &&
+            strcmp(kind, "FLOCK") == 0 && maj == major(st.st_dev) && min == minor(st.st_dev) &&
+            ino == (unsigned long long)st.st_ino)
+            pid = p;
+    }
+    fclose(f);
+    return pid;
+}
+
+/* Says in plain words why the module could not start, where the log line
+ * of the layer that failed is not enough. */
+static void explain(const struct modem_cfg *cfg, int err)
+{
+    if (err != -EBUSY)
+        return;
+    /* the store's lock on its state dir is taken: another dfota-sim runs on it */
+    const char *dir = cfg->state_dir ? cfg->state_dir : "./dfota-state";
+    long pid = lock_holder(dir);
+    char who[32] = "";
+    if (pid > 0)
+        snprintf(who, sizeof(who), " (pid %ld)", pid);
+    fprintf(stderr,
+            "dfota-sim: the state dir %s is in use by another dfota-sim%s; give another "
+            "--state-dir\n",
+            dir, who);
 }
 
 static void on_closed(void *arg)
@@ -141,6 +190,7 @@ int main(int argc, char **argv)
     struct modem_events ev = {.on_ready = on_ready};
     int r = modem_new(app.loop, &cfg, &ev, &app, &app.modem);
     if (r) {
+        explain(&cfg, r);
         uv_close((uv_handle_t *)&app.sigint, NULL);
         uv_close((uv_handle_t *)&app.sigterm, NULL);
         uv_run(app.loop, UV_RUN_DEFAULT);

@@ -154,9 +154,32 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
 
 /* ---- AT+QCFGEXT="fota_apn"[,<iptype>,<apn>[,<username>,<password>]] ---- */
 
+/* The answers, decided as the real module gives them. App note 2.2.4 gives
+ * one error answer for the write command: "If there is any error: ERROR",
+ * and no +CME code, so every bad form answers plain ERROR whatever AT+CMEE
+ * says: a name other than "fota_apn", an <iptype> outside 0..2 or not an
+ * integer, no <apn> ("fota_apn",0 / "fota_apn",0,), a <username> without
+ * its <password> (4 arguments) or more than 5, a name or string not in
+ * quotes, a string over its limit. No capture of those forms on a real
+ * BG95 was found (the BG95&BG77 AT Commands Manual V1.0 and BG77xA-GL&
+ * BG95xA-GL V1.1 in the pages corpus do not list QCFGEXT "fota_apn"), so
+ * the note's response table is the evidence. The test form prints the one
+ * line a real BG95 (firmware 01.011) prints for it, syntax and all (issue 9).
+ * Limits: an APN is at most 100 octets encoded (3GPP TS 23.003 9.1), 99
+ * characters written out; user name and password at most 127 characters,
+ * the same as AT+QICSGP takes. An empty APN ("") is a valid setting: the
+ * network's default APN. The setting is saved at once ("The configurations
+ * are saved automatically"), before OK; before any set the query answers
+ * 0,"" (IPv4, no APN). */
+#define FOTA_APN_KEY "fota_apn"
+#define FOTA_APN_DEFAULT "0,\"\""
+#define FOTA_APN_TEST "+QCFGEXT: \"fota_apn\",<iptype>,<apn>[,<username>,<password>]"
+#define APN_MAX 99
+#define APN_CRED_MAX 127
+
 static int save_setting(struct modem_chan *c, const void *arg, store_cb cb, void *ud)
 {
-    return store_set_async(c->m->store, "fota_apn", arg, cb, ud);
+    return store_set_async(c->m->store, FOTA_APN_KEY, arg, cb, ud);
 }
 
 static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
@@ -164,7 +187,7 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
     struct modem *m = CHAN(ud)->m;
     const char *name;
     if (form == AT_FORM_TEST) {
-        at_engine_reply(e, "+QCFGEXT: \"fota_apn\",(0-2),<apn>,<username>,<password>");
+        at_engine_reply(e, FOTA_APN_TEST);
         return AT_OK;
     }
     if (at_args_str(a, 0, &name) != 0 || strcasecmp(name, "fota_apn") != 0)
@@ -172,8 +195,8 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
     unsigned n = at_args_count(a);
     if (n == 1) {
         char v[STORE_VAL_MAX + 1];
-        if (store_get(m->store, "fota_apn", v, sizeof(v)) != 0)
-            snprintf(v, sizeof(v), "0,\"\"");
+        if (store_get(m->store, FOTA_APN_KEY, v, sizeof(v)) != 0)
+            snprintf(v, sizeof(v), "%s", FOTA_APN_DEFAULT);
         at_engine_reply(e, "+QCFGEXT: \"fota_apn\",%s", v);
         return AT_OK;
     }
@@ -183,17 +206,18 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
         return AT_ERROR;
     if (at_args_int(a, 1, &iptype) != 0 || iptype < 0 || iptype > 2)
         return AT_ERROR;
-    if (at_args_str(a, 2, &apn) != 0 || strlen(apn) > 99)
+    if (!at_args_is_str(a, 2) || at_args_str(a, 2, &apn) != 0 || strlen(apn) > APN_MAX)
         return AT_ERROR;
-    if (n == 5 && (at_args_str(a, 3, &user) != 0 || at_args_str(a, 4, &pass) != 0 ||
-                   strlen(user) > 127 || strlen(pass) > 127))
+    if (n == 5 && (!at_args_is_str(a, 3) || !at_args_is_str(a, 4) ||
+                   at_args_str(a, 3, &user) != 0 || at_args_str(a, 4, &pass) != 0 ||
+                   strlen(user) > APN_CRED_MAX || strlen(pass) > APN_CRED_MAX))
         return AT_ERROR;
-    char v[512];
+    char v[16 + APN_MAX + 2 * APN_CRED_MAX];
     if (user)
         snprintf(v, sizeof(v), "%d,\"%s\",\"%s\",\"%s\"", (int)iptype, apn, user, pass);
     else
         snprintf(v, sizeof(v), "%d,\"%s\"", (int)iptype, apn);
-    return modem_answer_later(CHAN(ud), NULL, save_setting, v); /* saved at once */
+    return modem_answer_later(CHAN(ud), NULL, save_setting, v); /* OK once on the disk */
 }
 
 const struct at_cmd modem_cmds_fota[] = {

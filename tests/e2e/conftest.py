@@ -1,6 +1,12 @@
 """End-to-end fixtures: the real dfota-sim executable on a pty, driven through
 pyserial the way a host program drives a real module. No sleeps: every wait
-reads the port (or the process) against a deadline."""
+reads the port (or the process) against a deadline.
+
+Every dfota-sim a test starts through Modem.start() is watched: at the end of
+the test each one still running gets SIGTERM, and the test fails (an error at
+its teardown) when one exited non-zero or printed a sanitizer report on its
+stderr. A modem the test killed with Modem.kill9() is exempt from the exit
+code check only: a report it printed before it died still fails the test."""
 import os
 import re
 import select
@@ -20,10 +26,23 @@ PACK = BUILD / "dfota-pack"
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: [^\r\n]*|CONNECT)\r\n")
 DEADLINE = 30.0  # seconds any single expected event may take on a slow (sanitizer) build
 BOOT_URCS = [b"RDY", b"APP RDY", b"+CFUN: 1", b"+CPIN: READY", b"+QUSIM: 1", b"+QIND: SMS DONE"]
+# What ASan, LSan, UBSan (and TSan, MSan) print when they find something.
+SANITIZER_REPORT = re.compile(r"ERROR: \w*Sanitizer|SUMMARY: \w*Sanitizer|runtime error: "
+                              r"|UndefinedBehaviorSanitizer|WARNING: ThreadSanitizer")
+
+
+class Run:
+    """One dfota-sim process of a Modem (a Modem restarted has several)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.killed = False  # kill -9 on purpose: its exit code says nothing
 
 
 class Modem:
     """One dfota-sim process and an open serial port to it."""
+
+    started = []  # every Modem started during the current test (see watch_modems)
 
     def __init__(self, workdir: Path, args=()):
         self.workdir = workdir
@@ -34,18 +53,30 @@ class Modem:
         self.ser = None
         self.pending = b""  # read from the port, not yet consumed
         self.stderr = workdir / "stderr.log"
+        self.runs = []
 
     # -- process --------------------------------------------------------
-    def start(self, wait_open=True, open_port=True, extra=()):
+    def start(self, wait_open=True, open_port=True, extra=(), bare=False):
+        """Starts dfota-sim and reads its ready line. bare: with only the
+        Modem's args, nothing added (defaults: ./dfota-sim.tty and
+        ./dfota-state in the workdir, the standard profile)."""
         cmd = [str(SIM), "--uart", str(self.tty), "--state-dir", str(self.state),
                "--profile", "fast", *self.args, *extra]
         if wait_open:
             cmd.append("--wait-open")
+        if bare:
+            self.tty = self.workdir / "dfota-sim.tty"
+            self.state = self.workdir / "dfota-state"
+            cmd = [str(SIM), *self.args, *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                      stderr=open(self.stderr, "ab"), cwd=self.workdir)
+        self.runs.append(Run(self.proc))
+        if self not in Modem.started:
+            Modem.started.append(self)
         self.ready_line = self._read_stdout_line()
         assert self.ready_line.startswith("dfota-sim: "), self.ready_line
-        assert self.ready_line.endswith(" on " + str(self.tty)), self.ready_line
+        assert self.ready_line.endswith(" on " + ("./dfota-sim.tty" if bare else str(self.tty))), \
+            self.ready_line
         if open_port:
             self.open()
         return self
@@ -71,6 +102,7 @@ class Modem:
 
     def kill9(self):
         self.close()
+        self.runs[-1].killed = True
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=DEADLINE)
 
@@ -137,23 +169,56 @@ class Modem:
         return self._take(FINAL, DEADLINE, f"the final result of {line!r}")
 
 
+def check_runs(modems):
+    """Stops every modem of @modems still running (SIGTERM) and returns what
+    went wrong: a run that exited non-zero (unless killed on purpose), a
+    sanitizer report in a modem's stderr."""
+    problems = []
+    for m in modems:
+        try:
+            m.stop()
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            problems.append(f"{m.workdir}: {exc}")
+        for run in m.runs:
+            rc = run.proc.poll()
+            if rc is None:
+                run.proc.kill()
+                run.proc.wait()
+                problems.append(f"dfota-sim pid {run.proc.pid} was still running")
+            elif rc != 0 and not run.killed:
+                problems.append(f"dfota-sim pid {run.proc.pid} exited with {rc}")
+    for log in sorted({m.stderr for m in modems}):
+        text = log.read_text(errors="replace") if log.exists() else ""
+        mt = SANITIZER_REPORT.search(text)
+        if mt:
+            start = text.rfind("\n", 0, max(0, mt.start() - 2000)) + 1
+            problems.append(f"sanitizer report in {log}:\n{text[start:mt.start() + 4000]}")
+    return problems
+
+
+@pytest.fixture(autouse=True)
+def watch_modems():
+    """Fails the test when a dfota-sim it started exited non-zero or
+    printed a sanitizer report (see the module's docstring)."""
+    Modem.started = []
+    yield
+    modems, Modem.started = Modem.started, []
+    problems = check_runs(modems)
+    if problems:
+        logs = "".join(f"\n--- {log}:\n" + log.read_text(errors="replace")[-3000:]
+                       for log in sorted({m.stderr for m in modems}) if log.exists())
+        pytest.fail("\n".join(problems) + logs, pytrace=False)
+
+
 @pytest.fixture
 def make_modem(tmp_path):
     """Factory: make_modem(*args) -> a started Modem (port open, powered on
-    at the open). Every modem is stopped at the end of the test."""
-    made = []
+    at the open). Every modem is stopped at the end of the test (watch_modems)."""
 
     def make(*args, **kw):
-        m = Modem(tmp_path, args)
-        made.append(m)
-        return m.start(**kw)
+        return Modem(tmp_path, args).start(**kw)
 
-    yield make
-    for m in made:
-        try:
-            m.stop()
-        except Exception:
-            pass
+    return make  # watch_modems stops them and checks how they ended
 
 
 @pytest.fixture

@@ -122,19 +122,30 @@ static void test_real_clock_scales_module_time(void **state)
     uv_loop_init(&loop);
     assert_null(dclock_new_real(&loop, 0));
     assert_null(dclock_new_real(&loop, -1));
-    /* 1000 ms of module time at scale 0.01 is 10 ms of wall time */
-    struct dclock *c = dclock_new_real(&loop, 0.01);
+    /* 200 ms of module time at scale 0.1 is 20 ms of wall time: bounded
+     * both ways with room for a loaded machine, and far from the 200 ms a
+     * clock ignoring its scale would take (or ~2 ms at scale 0.01) */
+    struct dclock *c = dclock_new_real(&loop, 0.1);
     assert_non_null(c);
+    assert_true(dclock_scale(c) == 0.1);
     struct rec r = {0};
     struct tagged a;
     tag_init(c, &a, &r, 1);
+    uint64_t m0 = dclock_now_us(c);
     uint64_t t0 = uv_hrtime();
-    dclock_timer_start(&a.t, 1000);
+    dclock_timer_start(&a.t, 200);
     while (r.n == 0)
         uv_run(&loop, UV_RUN_ONCE);
-    uint64_t wall_ms = (uv_hrtime() - t0) / 1000000;
-    assert_true(a.fired_at >= 1000); /* never early in module time */
-    assert_true(wall_ms >= 9);       /* and it took (at least) the scaled wall time */
+    uint64_t t1 = uv_hrtime();
+    uint64_t m1 = dclock_now_us(c);
+    double wall_ms = (double)(t1 - t0) / 1e6;
+    assert_true(a.fired_at >= m0 / 1000 + 200); /* never early in module time */
+    assert_true(wall_ms >= 15.0);                  /* it took the scaled wall time */
+    assert_true(wall_ms < 120.0);                  /* and not the unscaled one */
+    /* module time read off the clock runs at 1/scale of the wall time */
+    double module_ms = (double)(m1 - m0) / 1e3;
+    assert_true(module_ms > wall_ms / 0.1 * 0.9 - 1.0);
+    assert_true(module_ms < wall_ms / 0.1 * 1.1 + 1.0);
     int closed = 0;
     dclock_close(c, on_closed, &closed);
     uv_run(&loop, UV_RUN_DEFAULT);
