@@ -3,7 +3,7 @@
 # peers need. Idempotent: quiet and quick when everything is already there.
 set -eu
 PKGS="build-essential cmake pkg-config git
-libuv1-dev libmbedtls-dev libcoap3-dev node-llhttp libzstd-dev libcmocka-dev
+libuv1-dev libmbedtls-dev libssl-dev libcoap3-dev node-llhttp libzstd-dev libcmocka-dev
 zstd python3 python3-pytest python3-serial"
 
 missing=""

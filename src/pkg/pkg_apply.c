@@ -2,23 +2,73 @@
  *
  * Each block is its own zstd frame against a window of the source, so any
  * block decodes without the others: the caller may apply them in any order
- * and repeat one, which is what resuming an interrupted update needs. */
+ * and repeat one, which is what resuming an interrupted update needs.
+ *
+ * pkg_decode_block() is the one block decoder: it takes the frame, the
+ * prefix and the output as buffers, so the DFOTA job can feed it what it
+ * read with pread() on a worker thread. The in-memory applier is that same
+ * call with pointers into the package and the source image. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pkg_int.h"
 
-struct pkg_applier {
-    const struct pkg *pkg; /* borrowed */
-    const uint8_t *src;    /* borrowed, the package's source image */
+struct pkg_decoder {
     ZSTD_DCtx *dc;
+};
+
+int pkg_decoder_new(struct pkg_decoder **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    struct pkg_decoder *d = calloc(1, sizeof(*d));
+    if (!d || !(d->dc = ZSTD_createDCtx())) {
+        free(d);
+        return -ENOMEM;
+    }
+    *out = d;
+    return 0;
+}
+
+void pkg_decoder_free(struct pkg_decoder *d)
+{
+    if (!d)
+        return;
+    ZSTD_freeDCtx(d->dc);
+    free(d);
+}
+
+int pkg_decode_block(struct pkg_decoder *d, const struct pkg *p, uint32_t i,
+                     const uint8_t *frame, const uint8_t *prefix, uint8_t *dst, size_t cap,
+                     size_t *dst_len)
+{
+    if (!d || !p || !frame || !dst || !dst_len || i >= p->info.block_count ||
+        (!prefix && p->ent[i].prefix_len))
+        return -EINVAL;
+    size_t blen = pkg_block_len(p, i);
+    if (cap < blen)
+        return -ENOSPC;
+    int rc = pkg_frame_decode(d->dc, p, i, frame, prefix, dst);
+    if (rc)
+        return rc;
+    if (pkg_xxh64(dst, blen) != p->ent[i].digest)
+        return -EBADMSG;
+    *dst_len = blen;
+    return 0;
+}
+
+struct pkg_applier {
+    const struct pkg *pkg; /* borrowed, opened with pkg_open() */
+    const uint8_t *src;    /* borrowed, the package's source image */
+    struct pkg_decoder *dec;
 };
 
 int pkg_applier_new(const struct pkg *p, const uint8_t *src, size_t src_len,
                     struct pkg_applier **out)
 {
-    if (!p || !src || !out)
+    if (!p || !p->payload || !src || !out)
         return -EINVAL;
     *out = NULL;
     if (src_len != p->info.src_size)
@@ -30,7 +80,7 @@ int pkg_applier_new(const struct pkg *p, const uint8_t *src, size_t src_len,
     if (memcmp(sha, p->info.src_sha256, sizeof(sha)))
         return -EXDEV;
     struct pkg_applier *a = calloc(1, sizeof(*a));
-    if (!a || !(a->dc = ZSTD_createDCtx())) {
+    if (!a || pkg_decoder_new(&a->dec)) {
         free(a);
         return -ENOMEM;
     }
@@ -43,26 +93,19 @@ int pkg_applier_new(const struct pkg *p, const uint8_t *src, size_t src_len,
 int pkg_apply_block(struct pkg_applier *a, uint32_t index, uint8_t *dst, size_t dst_cap,
                     size_t *dst_len)
 {
-    if (!a || !dst || !dst_len || index >= a->pkg->info.block_count)
+    if (!a || index >= a->pkg->info.block_count)
         return -EINVAL;
     const struct pkg *p = a->pkg;
-    size_t blen = pkg_block_len(p, index);
-    if (dst_cap < blen)
-        return -ENOSPC;
-    int rc = pkg_frame_decode(a->dc, p, index, a->src + p->ent[index].prefix_off, dst);
-    if (rc)
-        return rc;
-    if (pkg_xxh64(dst, blen) != p->ent[index].digest)
-        return -EBADMSG;
-    *dst_len = blen;
-    return 0;
+    const struct pkg_entry *e = &p->ent[index];
+    return pkg_decode_block(a->dec, p, index, p->payload + e->frame_off, a->src + e->prefix_off,
+                            dst, dst_cap, dst_len);
 }
 
 void pkg_applier_free(struct pkg_applier *a)
 {
     if (!a)
         return;
-    ZSTD_freeDCtx(a->dc);
+    pkg_decoder_free(a->dec);
     free(a);
 }
 

@@ -1,5 +1,6 @@
 /* pkg_build.c - builds a package: the target cut into blocks, each block a
- * zstd frame compressed against a window of the source image as prefix. */
+ * zstd frame compressed against a window of the source image as prefix;
+ * then the header, whose checksum covers the payload's digest. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,8 @@ int pkg_build(const uint8_t *src, size_t src_len, const char *src_version, const
     pkg_put_le64(pkg + PKG_OFF_DST_SIZE, dst_len);
     pkg_put_le64(pkg + PKG_OFF_PAYLOAD_SIZE, payload);
     if ((rc = pkg_sha256(src, src_len, pkg + PKG_OFF_SRC_SHA)) ||
-        (rc = pkg_sha256(dst, dst_len, pkg + PKG_OFF_DST_SHA)))
+        (rc = pkg_sha256(dst, dst_len, pkg + PKG_OFF_DST_SHA)) ||
+        (rc = pkg_sha256(pkg + hsize, payload, pkg + PKG_OFF_PAYLOAD_SHA)))
         goto fail;
     put_version(pkg + PKG_OFF_SRC_VERSION, src_version);
     put_version(pkg + PKG_OFF_DST_VERSION, dst_version);

@@ -1,19 +1,10 @@
-/* pkg_common.c - helpers every package module shares: digests, error
- * messages, version strings, block table entries, the header checksum. */
+/* pkg_common.c - helpers every package module shares: error messages,
+ * version strings, block table entries, the header checksum. */
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
 
-#include <mbedtls/sha256.h>
-
 #include "pkg_int.h"
-
-int pkg_sha256(const void *buf, size_t len, uint8_t out[32])
-{
-    if (!buf && len)
-        return -EINVAL;
-    return mbedtls_sha256_ret(buf, len, out, 0) ? -EIO : 0;
-}
 
 const char *pkg_strerror(int err)
 {

@@ -1,10 +1,13 @@
-/* pkg_read.c - parses and checks a package: header, block table, frames.
+/* pkg_read.c - parses and checks a package's header and block table, and
+ * decodes its frames.
  *
- * pkg_open() reads only the @p len bytes it is given, every offset checked
- * before use; the order of the checks decides which error a damaged file
- * gets (see pkg.h): magic, format version, header length, checksum, then
- * the fields the checksum vouches for, then the file length, then every
- * table entry.
+ * One parser serves both ways of reading: pkg_open() (the whole package
+ * in memory) is pkg_open_header() of its buffer plus a pointer to the
+ * frames. It reads only the bytes it is given, every offset checked before
+ * use; the order of the checks decides which error a damaged file gets
+ * (see pkg.h): magic, format version, header length, checksum, then the
+ * fields the checksum vouches for, then the file length, then every table
+ * entry.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,23 +53,34 @@ static int check_entry(const struct pkg *p, uint32_t i, uint64_t expect_off)
     return 0;
 }
 
-static int parse(struct pkg *p, const uint8_t *buf, size_t len)
+int pkg_header_size(const uint8_t *buf, size_t len, size_t *need)
 {
-    struct pkg_info *in = &p->info;
+    if ((!buf && len) || !need)
+        return -EINVAL;
     size_t n = len < PKG_MAGIC_LEN ? len : PKG_MAGIC_LEN;
     if (n && memcmp(buf, PKG_MAGIC, n))
         return -EBADMSG;
     if (len < PKG_OFF_FORMAT + 2)
         return -ENODATA;
-    in->format_version = pkg_get_le16(buf + PKG_OFF_FORMAT);
-    if (in->format_version != PKG_FORMAT_VERSION)
+    if (pkg_get_le16(buf + PKG_OFF_FORMAT) != PKG_FORMAT_VERSION)
         return -EPROTONOSUPPORT;
     if (len < PKG_FIXED_SIZE)
         return -ENODATA;
-
     uint32_t hsize = pkg_get_le32(buf + PKG_OFF_HEADER_SIZE);
     if (hsize < pkg_header_size_for(0) || hsize > pkg_header_size_for(MAX_BLOCKS))
         return -ERANGE;
+    *need = hsize;
+    return 0;
+}
+
+/* The header in @p buf (@p len bytes of a file of @p file_len) into @p p. */
+static int parse(struct pkg *p, const uint8_t *buf, size_t len, uint64_t file_len)
+{
+    struct pkg_info *in = &p->info;
+    size_t hsize;
+    int rc = pkg_header_size(buf, len, &hsize);
+    if (rc)
+        return rc;
     if (len < hsize)
         return -ENODATA;
     uint8_t sum[PKG_CHECKSUM_SIZE];
@@ -76,7 +90,8 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len)
         return -EILSEQ;
 
     /* from here on the header is what the builder wrote */
-    int rc = pkg_version_field_get(buf + PKG_OFF_SRC_VERSION, in->src_version);
+    in->format_version = PKG_FORMAT_VERSION;
+    rc = pkg_version_field_get(buf + PKG_OFF_SRC_VERSION, in->src_version);
     if (!rc)
         rc = pkg_version_field_get(buf + PKG_OFF_DST_VERSION, in->dst_version);
     if (rc)
@@ -90,18 +105,18 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len)
     in->dst_size = pkg_get_le64(buf + PKG_OFF_DST_SIZE);
     memcpy(in->src_sha256, buf + PKG_OFF_SRC_SHA, 32);
     memcpy(in->dst_sha256, buf + PKG_OFF_DST_SHA, 32);
+    memcpy(in->payload_sha256, buf + PKG_OFF_PAYLOAD_SHA, 32);
     if ((rc = check_sizes(in)))
         return rc;
     uint64_t payload = pkg_get_le64(buf + PKG_OFF_PAYLOAD_SIZE);
     if (payload > PKG_FILE_MAX)
         return -ERANGE;
     in->total_size = hsize + payload;
-    if (len < in->total_size)
+    if (file_len < in->total_size)
         return -ENODATA;
-    if (len > in->total_size)
+    if (file_len > in->total_size)
         return -EMSGSIZE;
 
-    p->payload = buf + hsize;
     p->ent = calloc(in->block_count, sizeof(*p->ent));
     if (!p->ent)
         return -ENOMEM;
@@ -118,21 +133,29 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len)
     return off == payload ? 0 : -ERANGE;
 }
 
-int pkg_open(const uint8_t *buf, size_t len, struct pkg **out)
+int pkg_open_header(const uint8_t *hdr, size_t hdr_len, uint64_t file_len, struct pkg **out)
 {
-    if (!out || (!buf && len))
+    if (!out || (!hdr && hdr_len))
         return -EINVAL;
     *out = NULL;
     struct pkg *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    int rc = parse(p, buf, len);
+    int rc = parse(p, hdr, hdr_len, file_len);
     if (rc) {
         pkg_free(p);
         return rc;
     }
     *out = p;
     return 0;
+}
+
+int pkg_open(const uint8_t *buf, size_t len, struct pkg **out)
+{
+    int rc = pkg_open_header(buf, len, len, out);
+    if (!rc)
+        (*out)->payload = buf + (*out)->info.header_size;
+    return rc;
 }
 
 const struct pkg_info *pkg_get_info(const struct pkg *p)
@@ -148,51 +171,36 @@ void pkg_free(struct pkg *p)
     free(p);
 }
 
-int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *prefix,
-                     uint8_t *dst)
+int pkg_block_get(const struct pkg *p, uint32_t i, struct pkg_block *b)
+{
+    if (!p || !b || i >= p->info.block_count)
+        return -EINVAL;
+    const struct pkg_entry *e = &p->ent[i];
+    *b = (struct pkg_block){
+        .frame_off = p->info.header_size + e->frame_off,
+        .frame_len = e->frame_len,
+        .prefix_off = e->prefix_off,
+        .prefix_len = e->prefix_len,
+        .dst_off = (uint64_t)i * p->info.block_size,
+        .dst_len = (uint32_t)pkg_block_len(p, i),
+    };
+    return 0;
+}
+
+int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *frame,
+                     const uint8_t *prefix, uint8_t *dst)
 {
     const struct pkg_entry *e = &p->ent[i];
-    const uint8_t *f = p->payload + e->frame_off;
     size_t blen = pkg_block_len(p, i);
-    if (e->frame_len < 4 || pkg_get_le32(f) != ZSTD_MAGICNUMBER ||
-        ZSTD_findFrameCompressedSize(f, e->frame_len) != e->frame_len ||
-        ZSTD_getFrameContentSize(f, e->frame_len) != blen)
+    if (e->frame_len < 4 || pkg_get_le32(frame) != ZSTD_MAGICNUMBER ||
+        ZSTD_findFrameCompressedSize(frame, e->frame_len) != e->frame_len ||
+        ZSTD_getFrameContentSize(frame, e->frame_len) != blen)
         return -EBADMSG;
     unsigned wlog = pkg_window_log(e->prefix_len, blen);
     if (ZSTD_isError(ZSTD_DCtx_reset(dc, ZSTD_reset_session_only)) ||
         ZSTD_isError(ZSTD_DCtx_setParameter(dc, ZSTD_d_windowLogMax, (int)wlog)) ||
         ZSTD_isError(ZSTD_DCtx_refPrefix(dc, e->prefix_len ? prefix : NULL, e->prefix_len)))
         return -EIO;
-    size_t r = ZSTD_decompressDCtx(dc, dst, blen, f, e->frame_len);
+    size_t r = ZSTD_decompressDCtx(dc, dst, blen, frame, e->frame_len);
     return !ZSTD_isError(r) && r == blen ? 0 : -EBADMSG;
-}
-
-/* Decodes blocks [first, end) against a zeroed prefix: every frame check
- * but the digest, which needs the real source. */
-static int verify_blocks(const struct pkg *p, uint32_t first, uint32_t end)
-{
-    uint8_t *zeros = calloc(1, p->max_prefix ? p->max_prefix : 1);
-    uint8_t *blk = malloc(p->info.block_size);
-    ZSTD_DCtx *dc = ZSTD_createDCtx();
-    int rc = zeros && blk && dc ? 0 : -ENOMEM;
-    for (uint32_t i = first; !rc && i < end; i++)
-        rc = pkg_frame_decode(dc, p, i, zeros, blk);
-    ZSTD_freeDCtx(dc);
-    free(blk);
-    free(zeros);
-    return rc;
-}
-
-int pkg_verify_block(const struct pkg *p, uint32_t index)
-{
-    if (!p || index >= p->info.block_count)
-        return -EINVAL;
-    return verify_blocks(p, index, index + 1);
-}
-
-int pkg_verify(const struct pkg *p)
-{
-    if (!p)
-        return -EINVAL;
-    return verify_blocks(p, 0, p->info.block_count);
 }
