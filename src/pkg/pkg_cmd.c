@@ -329,7 +329,7 @@ static int fail_pkg(const char *path, int rc, const struct pkg_info *in, uint32_
 int pkg_cmd_info(const char *path, bool json, FILE *f, char *msg, size_t cap)
 {
     int fd;
-    uint64_t len;
+    uint64_t len = 0;
     struct pkg *p;
     int rc = open_file(path, &fd, &len, msg, cap);
     if (rc)
@@ -379,7 +379,7 @@ int pkg_cmd_verify(const char *path, const struct pkg_image_src *from, FILE *f, 
                    size_t cap)
 {
     int fd;
-    uint64_t len;
+    uint64_t len = 0;
     struct pkg_info in;
     uint32_t bad;
     int rc = open_file(path, &fd, &len, msg, cap);
