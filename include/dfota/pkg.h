@@ -3,26 +3,32 @@
  * that stand in for real releases.
  *
  * A package is a header (magic, format version, source and target versions,
- * sizes and SHA-256 digests, the payload's SHA-256, a block table, a header
- * checksum) followed by
- * the target image cut into blocks of block_size bytes, each compressed as
- * its own zstd frame with a window of the source image as prefix. Because
- * every block decodes on its own, an interrupted update resumes at the first
- * block not yet done, and every block is checked on its own (XXH64 in the
- * block table). The header checksum and the payload digest together make a
- * package its own check: any changed byte shows without the source image
- * (pkg_check_fd(), pkg_verify()). The byte layout is described in
+ * sizes and SHA-256 digests, the SHA-256 of the payload, a block table, a
+ * header checksum) followed by the payload: the target image cut into
+ * blocks of block_size bytes, each compressed as its own zstd frame with a
+ * window of the source image as prefix. Because every block decodes on its
+ * own, an interrupted update resumes at the first block not yet done, and
+ * every block is checked on its own (XXH64 in the block table). The header
+ * checksum covers the payload digest, so the two vouch for every byte of
+ * the package: pkg_check_fd() and pkg_verify() check a whole package with
+ * no source image. The byte layout (format 2) is described in
  * src/pkg/pkg_int.h.
+ *
+ * Two ways to read a package: whole in memory (pkg_open(), pkg_verify(),
+ * pkg_applier_*()), or piece by piece from files (pkg_open_header() or
+ * pkg_open_fd(), pkg_block_get(), pkg_decode_block(), pkg_check_fd()),
+ * holding one frame, one prefix and one block at a time. Both run the same
+ * checks. No function here keeps state outside the objects it is given:
+ * different objects may be used on different threads at once.
  *
  * Errors are 0 or a negative errno. pkg_open() gives each corruption
  * class its own code:
  *   -ENODATA          truncated: shorter than the fixed header, the header
  *                     its header-size field gives, or the package's total
  *   -EBADMSG          bad magic: not one of our packages (an opaque vendor
- *                     package); from pkg_verify()/pkg_check_fd(): the
- *                     payload digest does not match; from pkg_verify()/
- *                     pkg_apply_block()/pkg_decode_block(): a corrupt frame
- *                     or a block digest mismatch
+ *                     package); from pkg_verify(), pkg_check_fd(),
+ *                     pkg_apply_block(), pkg_decode_block(): a corrupt
+ *                     frame, a block or payload digest mismatch
  *   -EPROTONOSUPPORT  unsupported format version
  *   -EILSEQ           header checksum mismatch
  *   -ENAMETOOLONG     a version string not NUL-terminated within
@@ -68,26 +74,34 @@
 /** Largest package file pkg_file_read() loads for the tools (1 GiB). */
 #define PKG_FILE_MAX (1u << 30)
 
-/* ---- SHA-256 ---------------------------------------------------------
- * Through OpenSSL's libcrypto (EVP), which uses the CPU's SHA extensions.
- * No shared state: every function here may run on any thread. */
+/* ---- SHA-256 (OpenSSL libcrypto EVP: the CPU's SHA extensions) ------ */
 
-/** SHA-256 of @p len bytes at @p buf into @p out. Returns 0 or -EIO. */
-int pkg_sha256(const void *buf, size_t len, uint8_t out[32]);
-
-/** A SHA-256 being computed piece by piece. */
+/** A running SHA-256; wraps an EVP_MD_CTX. One thread at a time. */
 struct pkg_sha256;
-/** A new context. 0, -ENOMEM or -EIO; free it with pkg_sha256_free(). */
+
+/** Starts a SHA-256 in *@p out; free it with pkg_sha256_free().
+ *  Errors: -ENOMEM, -EIO (libcrypto refused), -EINVAL. */
 int pkg_sha256_new(struct pkg_sha256 **out);
-/** Adds @p len bytes at @p buf. 0 or -EIO. */
+
+/** Adds @p len bytes at @p buf (borrowed for the call) to @p h.
+ *  Errors: -EIO, -EINVAL. */
 int pkg_sha256_update(struct pkg_sha256 *h, const void *buf, size_t len);
-/** Writes the digest of what was added to @p out (once). 0 or -EIO. */
+
+/** Writes the digest of everything added to @p h into @p out. After it
+ *  @p h may only be freed. Errors: -EIO, -EINVAL. */
 int pkg_sha256_final(struct pkg_sha256 *h, uint8_t out[32]);
+
 /** Frees @p h (NULL is fine). */
 void pkg_sha256_free(struct pkg_sha256 *h);
+
+/** SHA-256 of @p len bytes at @p buf into @p out. Returns 0, -EIO or
+ *  -EINVAL. */
+int pkg_sha256(const void *buf, size_t len, uint8_t out[32]);
+
 /** SHA-256 of the first @p len bytes of @p fd, read with pread() in 1 MiB
- *  chunks from offset 0 (never the whole file in memory). 0, -EIO when the
- *  file ends first, the errno of pread, -ENOMEM. */
+ *  chunks from offset 0 (the file offset is not moved). Thread-safe.
+ *  Errors: -EIO the file is shorter than @p len (or libcrypto failed),
+ *  -errno of pread(), -ENOMEM. */
 int pkg_sha256_fd(int fd, uint64_t len, uint8_t out[32]);
 
 /** A one-line message for a negative errno returned by this module
@@ -140,6 +154,7 @@ struct pkg_info {
     uint32_t block_count;
     uint64_t header_size; /**< bytes before the first frame */
     uint64_t total_size;  /**< header and every frame: the file's length */
+    uint8_t payload_sha256[32]; /**< SHA-256 of every byte after the header */
 };
 
 /** Whether @p buf starts with our package magic; when false the file is an
@@ -152,24 +167,54 @@ bool pkg_is_ours(const uint8_t *buf, size_t len);
  *  corruption classes listed at the top of this file, -EINVAL, -ENOMEM. */
 int pkg_open(const uint8_t *buf, size_t len, struct pkg **out);
 
-/** Bytes of the start of a package pkg_header_size() needs. */
-#define PKG_FIXED_HEADER_SIZE 272
+/** The header of @p p; valid as long as @p p. */
+const struct pkg_info *pkg_get_info(const struct pkg *p);
 
-/** From the first @p len bytes of a package (PKG_FIXED_HEADER_SIZE of them
- *  when the file has that many), the size of its whole header (fixed part,
- *  block table, checksum) into *@p need. Errors: -EBADMSG not ours,
- *  -EPROTONOSUPPORT, -ENODATA (fewer bytes), -ERANGE, -EINVAL. */
+/** Frees @p p (NULL is fine); the buffer it borrowed is untouched. */
+void pkg_free(struct pkg *p);
+
+/** Checks frame @p index of @p p (opened with pkg_open()) as far as
+ *  possible without the source image: a single zstd frame of exactly its
+ *  table length that decodes (against a zeroed prefix) to exactly the
+ *  block's size. Returns 0, -EBADMSG for a corrupt frame, -EINVAL for an
+ *  index out of range or a package opened without its frames, -ENOMEM. */
+int pkg_verify_block(const struct pkg *p, uint32_t index);
+
+/** pkg_verify_block() for every block, then the payload digest: 0 when the
+ *  package opened with pkg_open() is intact, else the first error
+ *  (-EBADMSG for a corrupt frame or a payload digest mismatch). */
+int pkg_verify(const struct pkg *p);
+
+/* ---- reading piece by piece (files, pread, worker threads) ----------- */
+
+/** Bytes of a package needed before pkg_header_size() can answer. */
+#define PKG_FIXED_HEADER_SIZE 272u
+
+/** From the first @p len bytes of a package (PKG_FIXED_HEADER_SIZE are
+ *  enough), how many bytes its whole header (fixed part, block table,
+ *  checksum) takes, into *@p need. Errors, the pkg_open() classes these
+ *  bytes decide: -EBADMSG not ours, -EPROTONOSUPPORT, -ENODATA fewer bytes
+ *  than needed to tell, -ERANGE header size out of bounds; -EINVAL. */
 int pkg_header_size(const uint8_t *buf, size_t len, size_t *need);
 
-/** Parses and checks the header and block table in the @p hdr_len bytes at
- *  @p hdr (at least pkg_header_size()'s) of a package file of @p file_len
- *  bytes: every check of pkg_open() that needs no frame byte. @p hdr is not
- *  kept. The package works with pkg_get_info(), pkg_block_get(),
- *  pkg_decode_block() and pkg_free(), not with pkg_verify*() or an applier
- *  (they need the frames in memory). Errors as pkg_open(). */
+/** Parses and checks the header and block table in @p hdr (@p hdr_len
+ *  bytes, at least the header size) of a package file of @p file_len
+ *  bytes: every check of pkg_open() that needs no frame byte (-ENODATA /
+ *  -EMSGSIZE from @p file_len too). @p hdr is not borrowed. The package
+ *  works with pkg_get_info(), pkg_block_get(), pkg_decode_block() and
+ *  pkg_free(); pkg_verify*() and pkg_applier_new() answer -EINVAL (they
+ *  need the frames in memory). Errors: those of pkg_open(); -ENODATA when
+ *  @p hdr_len is below the header size. */
 int pkg_open_header(const uint8_t *hdr, size_t hdr_len, uint64_t file_len, struct pkg **out);
 
-/** Where block @p i of a package is and what it makes. */
+/** pkg_open_header() of the package file @p fd of @p file_len bytes: reads
+ *  its header with pread() (the file offset is not moved). Thread-safe.
+ *  Errors: those of pkg_open_header(), -ENODATA the file ends early,
+ *  -errno of pread(), -ENOMEM. */
+int pkg_open_fd(int fd, uint64_t file_len, struct pkg **out);
+
+/** Where block @p i of a package lies: its frame in the package file, its
+ *  prefix in the source image, its bytes in the target image. */
 struct pkg_block {
     uint64_t frame_off;  /**< from the start of the package file */
     uint32_t frame_len;
@@ -179,51 +224,45 @@ struct pkg_block {
     uint32_t dst_len;
 };
 
-/** Fills @p b for block @p i of @p p. 0 or -EINVAL (out of range). */
+/** Fills @p b with block @p i of @p p. Errors: -EINVAL @p i out of range
+ *  (i >= block_count) or a NULL argument. */
 int pkg_block_get(const struct pkg *p, uint32_t i, struct pkg_block *b);
 
-/** Whole-package check with no source image: reads the package file @p fd
- *  of @p file_len bytes with pread() (never whole in memory), checks its
- *  header and block table as pkg_open() does and the payload against its
- *  digest. The frames themselves are checked as they are applied (each
- *  block's digest). 0 when intact; else a class of the top of this file
- *  (-EBADMSG: not ours, or a payload byte changed), the errno of pread,
- *  -ENOMEM. Fills *@p info when not NULL and the check passed. */
-int pkg_check_fd(int fd, uint64_t file_len, struct pkg_info *info);
-
-/** The header of @p p; valid as long as @p p. */
-const struct pkg_info *pkg_get_info(const struct pkg *p);
-
-/** Frees @p p (NULL is fine); the buffer it borrowed is untouched. */
-void pkg_free(struct pkg *p);
-
-/** Checks frame @p index of @p p as far as possible without the source
- *  image: a single zstd frame of exactly its table length that decodes
- *  (against a zeroed prefix) to exactly the block's size. Returns 0,
- *  -EBADMSG for a corrupt frame, -EINVAL for an index out of range,
- *  -ENOMEM. */
-int pkg_verify_block(const struct pkg *p, uint32_t index);
-
-/** The payload against its digest (-EBADMSG), then pkg_verify_block() for
- *  every block. Returns 0 or the first error. */
-int pkg_verify(const struct pkg *p);
-
-/* ---- applying ------------------------------------------------------- */
-
-/** A block decoder (a zstd context): one thread at a time uses one. */
+/** A zstd decoding context (ZSTD_DCtx): one thread at a time uses one,
+ *  for any number of packages. */
 struct pkg_decoder;
-/** A new decoder. 0 or -ENOMEM; free it with pkg_decoder_free(). */
+
+/** A new decoder in *@p out; free it with pkg_decoder_free().
+ *  Errors: -ENOMEM, -EINVAL. */
 int pkg_decoder_new(struct pkg_decoder **out);
+
 /** Frees @p d (NULL is fine). */
 void pkg_decoder_free(struct pkg_decoder *d);
 
-/** Decodes block @p i of @p p from its frame (@p frame, frame_len bytes as
- *  read from the file) against @p prefix (prefix_len bytes of the source
- *  image from prefix_off) into @p dst (@p cap >= dst_len bytes), checks the
- *  block's digest and sets *@p dst_len. Errors: -EBADMSG corrupt frame or
- *  digest mismatch, -EINVAL, -ENOSPC. */
-int pkg_decode_block(struct pkg_decoder *d, const struct pkg *p, uint32_t i, const uint8_t *frame,
-                     const uint8_t *prefix, uint8_t *dst, size_t cap, size_t *dst_len);
+/** Decodes block @p i of @p p from @p frame (its frame_len bytes as read
+ *  from the package file) against @p prefix (its prefix_len bytes of the
+ *  source image from prefix_off; may be NULL when prefix_len is 0) into
+ *  @p dst (@p cap bytes, at least dst_len), sets *@p dst_len and checks the
+ *  block's digest. Every buffer is borrowed for the call only. Errors:
+ *  -EBADMSG corrupt frame or digest mismatch, -EINVAL index out of range
+ *  or a NULL argument, -ENOSPC @p cap below the block's size. */
+int pkg_decode_block(struct pkg_decoder *d, const struct pkg *p, uint32_t i,
+                     const uint8_t *frame, const uint8_t *prefix, uint8_t *dst, size_t cap,
+                     size_t *dst_len);
+
+/** Checks the package file @p fd of @p file_len bytes with no source
+ *  image, reading it with pread() a frame at a time (never whole, the file
+ *  offset is not moved): the header and block table as pkg_open_header(),
+ *  every frame as pkg_verify_block(), and the payload digest. 0 when the
+ *  package is intact: any flipped, missing or extra byte fails. Else the
+ *  corruption class of pkg_open() (-EBADMSG also for a corrupt frame or a
+ *  payload digest mismatch), -ENODATA the file ends before @p file_len,
+ *  -errno of pread(), -ENOMEM. Fills *@p info (when not NULL) once the
+ *  header parsed, even when a frame then fails; else leaves it zeroed.
+ *  Thread-safe. */
+int pkg_check_fd(int fd, uint64_t file_len, struct pkg_info *info);
+
+/* ---- applying ------------------------------------------------------- */
 
 /** Decodes the blocks of one package against one source image. */
 struct pkg_applier;
@@ -298,10 +337,10 @@ int pkg_cmd_build(const struct pkg_image_src *from, const struct pkg_image_src *
  *  @p f. On error writes a one-line reason to @p msg. */
 int pkg_cmd_info(const char *path, bool json, FILE *f, char *msg, size_t cap);
 
-/** `dfota-pack verify`: opens and verifies the package file @p path; when
- *  @p from is not NULL also applies it to that image and checks the target
- *  digest. Prints "OK" to @p f on success; on error writes a one-line
- *  reason to @p msg. */
+/** `dfota-pack verify`: checks the package file @p path as pkg_check_fd()
+ *  does (every byte, no source image); when @p from is not NULL also
+ *  applies it to that image and checks the target digest. Prints "OK" to
+ *  @p f on success; on error writes a one-line reason to @p msg. */
 int pkg_cmd_verify(const char *path, const struct pkg_image_src *from, FILE *f, char *msg,
                    size_t cap);
 

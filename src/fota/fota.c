@@ -627,7 +627,7 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 static int prepare_package(struct job_work *w, uint8_t dst_sha[32], char *target, size_t cap)
 {
     struct update *u = w->up;
-    uint8_t head[PKG_FIXED_HEADER_SIZE];
+    uint8_t head[8];
     size_t n = u->pkg_size < sizeof(head) ? (size_t)u->pkg_size : sizeof(head);
     if (pread_full(u->slot_fd, head, n, 0))
         return FOTA_PACKAGE_CHECK;
@@ -644,16 +644,7 @@ static int prepare_package(struct job_work *w, uint8_t dst_sha[32], char *target
         u->dst_size = u->opaque_len;
         return 0;
     }
-    size_t need;
-    if (pkg_header_size(head, n, &need))
-        return FOTA_PACKAGE_CHECK;
-    uint8_t *hdr = malloc(need);
-    if (!hdr)
-        return FOTA_UNKNOWN;
-    int r = pread_full(u->slot_fd, hdr, need, 0) ? -EIO
-                                                : pkg_open_header(hdr, need, u->pkg_size, &u->pkg);
-    free(hdr);
-    if (r)
+    if (pkg_open_fd(u->slot_fd, u->pkg_size, &u->pkg))
         return FOTA_PACKAGE_CHECK;
     const struct pkg_info *in = pkg_get_info(u->pkg);
     if (strcmp(in->src_version, w->firmware) != 0)

@@ -2,18 +2,17 @@
  *
  * Each block is its own zstd frame against a window of the source, so any
  * block decodes without the others: the caller may apply them in any order
- * and repeat one, which is what resuming an interrupted update needs. */
+ * and repeat one, which is what resuming an interrupted update needs.
+ *
+ * pkg_decode_block() is the one block decoder: it takes the frame, the
+ * prefix and the output as buffers, so the DFOTA job can feed it what it
+ * read with pread() on a worker thread. The in-memory applier is that same
+ * call with pointers into the package and the source image. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pkg_int.h"
-
-struct pkg_applier {
-    const struct pkg *pkg; /* borrowed */
-    const uint8_t *src;    /* borrowed, the package's source image */
-    struct pkg_decoder *dec;
-};
 
 struct pkg_decoder {
     ZSTD_DCtx *dc;
@@ -21,6 +20,9 @@ struct pkg_decoder {
 
 int pkg_decoder_new(struct pkg_decoder **out)
 {
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
     struct pkg_decoder *d = calloc(1, sizeof(*d));
     if (!d || !(d->dc = ZSTD_createDCtx())) {
         free(d);
@@ -38,8 +40,9 @@ void pkg_decoder_free(struct pkg_decoder *d)
     free(d);
 }
 
-int pkg_decode_block(struct pkg_decoder *d, const struct pkg *p, uint32_t i, const uint8_t *frame,
-                     const uint8_t *prefix, uint8_t *dst, size_t cap, size_t *dst_len)
+int pkg_decode_block(struct pkg_decoder *d, const struct pkg *p, uint32_t i,
+                     const uint8_t *frame, const uint8_t *prefix, uint8_t *dst, size_t cap,
+                     size_t *dst_len)
 {
     if (!d || !p || !frame || !dst || !dst_len || i >= p->info.block_count ||
         (!prefix && p->ent[i].prefix_len))
@@ -56,11 +59,17 @@ int pkg_decode_block(struct pkg_decoder *d, const struct pkg *p, uint32_t i, con
     return 0;
 }
 
+struct pkg_applier {
+    const struct pkg *pkg; /* borrowed, opened with pkg_open() */
+    const uint8_t *src;    /* borrowed, the package's source image */
+    struct pkg_decoder *dec;
+};
+
 int pkg_applier_new(const struct pkg *p, const uint8_t *src, size_t src_len,
                     struct pkg_applier **out)
 {
     if (!p || !p->payload || !src || !out)
-        return -EINVAL; /* a header-only package has no frames to apply */
+        return -EINVAL;
     *out = NULL;
     if (src_len != p->info.src_size)
         return -EXDEV;
@@ -84,7 +93,7 @@ int pkg_applier_new(const struct pkg *p, const uint8_t *src, size_t src_len,
 int pkg_apply_block(struct pkg_applier *a, uint32_t index, uint8_t *dst, size_t dst_cap,
                     size_t *dst_len)
 {
-    if (!a || !a->pkg->payload || index >= a->pkg->info.block_count)
+    if (!a || index >= a->pkg->info.block_count)
         return -EINVAL;
     const struct pkg *p = a->pkg;
     const struct pkg_entry *e = &p->ent[index];

@@ -1,5 +1,6 @@
 /* pkg_build.c - builds a package: the target cut into blocks, each block a
- * zstd frame compressed against a window of the source image as prefix. */
+ * zstd frame compressed against a window of the source image as prefix;
+ * then the header, whose checksum covers the payload's digest. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -163,9 +163,10 @@ int pkg_info_print(const struct pkg_info *in, bool json, FILE *f)
 {
     if (!in || !f)
         return -EINVAL;
-    char ssha[65], dsha[65];
+    char ssha[65], dsha[65], psha[65];
     hex(ssha, in->src_sha256, 32);
     hex(dsha, in->dst_sha256, 32);
+    hex(psha, in->payload_sha256, 32);
     if (json) {
         fprintf(f, "{\"format_version\":%u,\"src_version\":", in->format_version);
         json_str(f, in->src_version);
@@ -174,9 +175,10 @@ int pkg_info_print(const struct pkg_info *in, bool json, FILE *f)
         fprintf(f,
                 ",\"src_sha256\":\"%s\",\"dst_sha256\":\"%s\",\"src_size\":%" PRIu64
                 ",\"dst_size\":%" PRIu64 ",\"block_size\":%" PRIu32 ",\"block_count\":%" PRIu32
-                ",\"header_size\":%" PRIu64 ",\"total_size\":%" PRIu64 "}\n",
+                ",\"header_size\":%" PRIu64 ",\"total_size\":%" PRIu64
+                ",\"payload_sha256\":\"%s\"}\n",
                 ssha, dsha, in->src_size, in->dst_size, in->block_size, in->block_count,
-                in->header_size, in->total_size);
+                in->header_size, in->total_size, psha);
     } else {
         fprintf(f,
                 "format version: %u\n"
@@ -189,10 +191,11 @@ int pkg_info_print(const struct pkg_info *in, bool json, FILE *f)
                 "block size:     %" PRIu32 "\n"
                 "block count:    %" PRIu32 "\n"
                 "header size:    %" PRIu64 "\n"
-                "package size:   %" PRIu64 "\n",
+                "package size:   %" PRIu64 "\n"
+                "payload sha256: %s\n",
                 in->format_version, in->src_version, in->src_size, ssha, in->dst_version,
                 in->dst_size, dsha, in->block_size, in->block_count, in->header_size,
-                in->total_size);
+                in->total_size, psha);
     }
     return ferror(f) ? -EIO : 0;
 }
@@ -288,72 +291,106 @@ int pkg_cmd_build(const struct pkg_image_src *from, const struct pkg_image_src *
     return rc;
 }
 
-/* Reads and opens the package file @p path. */
-static int open_file(const char *path, uint8_t **buf, struct pkg **p, char *msg, size_t cap)
+/* Opens the file @p path for reading and gives its length. */
+static int open_file(const char *path, int *fd, uint64_t *len, char *msg, size_t cap)
 {
-    size_t len = 0;
-    int rc = pkg_file_read(path, PKG_FILE_MAX, buf, &len);
-    if (rc)
-        return fail(msg, cap, rc, "%s: %s", path, pkg_strerror(rc));
-    rc = pkg_open(*buf, len, p);
-    if (rc == -EBADMSG)
-        rc = fail(msg, cap, rc, "%s: not a dfota-sim package (bad magic)", path);
-    else if (rc)
-        rc = fail(msg, cap, rc, "%s: %s", path, pkg_strerror(rc));
+    struct stat st;
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = *fd < 0 ? -errno : 0;
+    if (!rc && fstat(*fd, &st))
+        rc = -errno;
+    if (!rc && S_ISDIR(st.st_mode))
+        rc = -EISDIR;
     if (rc) {
-        free(*buf);
-        *buf = NULL;
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        return fail(msg, cap, rc, "%s: %s", path, pkg_strerror(rc));
     }
-    return rc;
+    *len = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* A one-line reason for a package that failed to open or check: @p in is
+ * what the check filled (zero until the header parsed), @p bad the block
+ * whose frame is corrupt (UINT32_MAX: none). */
+static int fail_pkg(const char *path, int rc, const struct pkg_info *in, uint32_t bad, char *msg,
+                    size_t cap)
+{
+    if (rc == -EBADMSG && !in->format_version)
+        return fail(msg, cap, rc, "%s: not a dfota-sim package (bad magic)", path);
+    if (rc == -EBADMSG && bad != UINT32_MAX)
+        return fail(msg, cap, rc, "%s: block %" PRIu32 ": corrupt frame", path, bad);
+    if (rc == -EBADMSG)
+        return fail(msg, cap, rc, "%s: payload digest mismatch (damaged package bytes)", path);
+    return fail(msg, cap, rc, "%s: %s", path, pkg_strerror(rc));
 }
 
 int pkg_cmd_info(const char *path, bool json, FILE *f, char *msg, size_t cap)
 {
-    uint8_t *buf = NULL;
+    int fd;
+    uint64_t len = 0;
     struct pkg *p;
-    int rc = open_file(path, &buf, &p, msg, cap);
+    int rc = open_file(path, &fd, &len, msg, cap);
     if (rc)
         return rc;
+    rc = pkg_open_fd(fd, len, &p);
+    close(fd);
+    if (rc) {
+        struct pkg_info none = {0};
+        return fail_pkg(path, rc, &none, UINT32_MAX, msg, cap);
+    }
     if ((rc = pkg_info_print(pkg_get_info(p), json, f)))
         fail(msg, cap, rc, "writing the output: %s", pkg_strerror(rc));
     pkg_free(p);
+    return rc;
+}
+
+/* Applies the package file @p path to the image @p from describes and
+ * checks the target digest. */
+static int verify_apply(const char *path, const struct pkg_image_src *from, char *msg, size_t cap)
+{
+    uint8_t *buf = NULL, *src = NULL, *dst = NULL;
+    size_t len, src_len, dst_len;
+    char src_v[PKG_VERSION_MAX + 1];
+    struct pkg *p = NULL;
+    int rc = pkg_file_read(path, PKG_FILE_MAX, &buf, &len);
+    if (rc)
+        fail(msg, cap, rc, "%s: %s", path, pkg_strerror(rc));
+    else if ((rc = pkg_open(buf, len, &p)))
+        fail(msg, cap, rc, "%s: %s", path, pkg_strerror(rc)); /* changed since the check */
+    if (!rc && !(rc = pkg_image_load(from, &src, &src_len, src_v, msg, cap))) {
+        rc = pkg_apply_all(p, src, src_len, &dst, &dst_len);
+        if (rc == -EXDEV)
+            fail(msg, cap, rc, "%s: the source image is not the package's source (%s)", path,
+                 pkg_get_info(p)->src_version);
+        else if (rc)
+            fail(msg, cap, rc, "%s: applying: %s", path,
+                 rc == -EBADMSG ? "corrupt block or target digest mismatch" : pkg_strerror(rc));
+    }
+    pkg_free(p);
     free(buf);
+    free(src);
+    free(dst);
     return rc;
 }
 
 int pkg_cmd_verify(const char *path, const struct pkg_image_src *from, FILE *f, char *msg,
                    size_t cap)
 {
-    uint8_t *buf = NULL, *src = NULL, *dst = NULL;
-    size_t src_len, dst_len;
-    char src_v[PKG_VERSION_MAX + 1];
-    struct pkg *p;
-    int rc = open_file(path, &buf, &p, msg, cap);
+    int fd;
+    uint64_t len = 0;
+    struct pkg_info in;
+    uint32_t bad;
+    int rc = open_file(path, &fd, &len, msg, cap);
     if (rc)
         return rc;
-    const struct pkg_info *in = pkg_get_info(p);
-    /* on failure, look again block by block to name the bad one */
-    int bad = pkg_verify(p);
-    for (uint32_t i = 0; bad && !rc && i < in->block_count; i++)
-        if ((rc = pkg_verify_block(p, i)))
-            fail(msg, cap, rc, "%s: block %" PRIu32 ": %s", path, i,
-                 rc == -EBADMSG ? "corrupt frame" : pkg_strerror(rc));
-    if (bad && !rc)
-        rc = fail(msg, cap, bad, "%s: %s", path, pkg_strerror(bad));
-    if (!rc && from && !(rc = pkg_image_load(from, &src, &src_len, src_v, msg, cap))) {
-        rc = pkg_apply_all(p, src, src_len, &dst, &dst_len);
-        if (rc == -EXDEV)
-            fail(msg, cap, rc, "%s: the source image is not the package's source (%s)", path,
-                 in->src_version);
-        else if (rc)
-            fail(msg, cap, rc, "%s: applying: %s", path,
-                 rc == -EBADMSG ? "corrupt block or target digest mismatch" : pkg_strerror(rc));
-    }
-    if (!rc)
-        fprintf(f, "OK\n");
-    pkg_free(p);
-    free(buf);
-    free(src);
-    free(dst);
-    return rc;
+    rc = pkg_check_fd_where(fd, len, &in, &bad);
+    close(fd);
+    if (rc)
+        return fail_pkg(path, rc, &in, bad, msg, cap);
+    if (from && (rc = verify_apply(path, from, msg, cap)))
+        return rc;
+    fprintf(f, "OK\n");
+    return 0;
 }

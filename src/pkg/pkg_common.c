@@ -1,102 +1,10 @@
-/* pkg_common.c - helpers every package module shares: digests, error
- * messages, version strings, block table entries, the header checksum. */
+/* pkg_common.c - helpers every package module shares: error messages,
+ * version strings, block table entries, the header checksum. */
 #include <endian.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include "pkg_int.h"
-
-/* SHA-256 through OpenSSL's EVP interface, which uses the CPU's SHA
- * extensions where there are some (about ten times mbedTLS 2.28's C code
- * here). No shared state: every context is its own, so any thread may
- * hash. */
-struct pkg_sha256 {
-    EVP_MD_CTX *ctx;
-};
-
-int pkg_sha256_new(struct pkg_sha256 **out)
-{
-    struct pkg_sha256 *h = calloc(1, sizeof(*h));
-    if (!h || !(h->ctx = EVP_MD_CTX_new())) {
-        free(h);
-        return -ENOMEM;
-    }
-    if (EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
-        pkg_sha256_free(h);
-        return -EIO;
-    }
-    *out = h;
-    return 0;
-}
-
-int pkg_sha256_update(struct pkg_sha256 *h, const void *buf, size_t len)
-{
-    if (!h || (!buf && len))
-        return -EINVAL;
-    return EVP_DigestUpdate(h->ctx, buf, len) == 1 ? 0 : -EIO;
-}
-
-int pkg_sha256_final(struct pkg_sha256 *h, uint8_t out[32])
-{
-    unsigned n = 0;
-    if (!h)
-        return -EINVAL;
-    return EVP_DigestFinal_ex(h->ctx, out, &n) == 1 && n == 32 ? 0 : -EIO;
-}
-
-void pkg_sha256_free(struct pkg_sha256 *h)
-{
-    if (!h)
-        return;
-    EVP_MD_CTX_free(h->ctx);
-    free(h);
-}
-
-int pkg_sha256(const void *buf, size_t len, uint8_t out[32])
-{
-    if (!buf && len)
-        return -EINVAL;
-    unsigned n = 0;
-    return EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32 ? 0 : -EIO;
-}
-
-int pkg_sha256_fd_range(int fd, uint64_t off, uint64_t len, uint8_t out[32])
-{
-    enum { CHUNK = 1 << 20 };
-    struct pkg_sha256 *h;
-    int rc = pkg_sha256_new(&h);
-    if (rc)
-        return rc;
-    uint8_t *buf = malloc(CHUNK);
-    rc = buf ? 0 : -ENOMEM;
-    while (!rc && len) {
-        size_t want = len < CHUNK ? (size_t)len : CHUNK;
-        ssize_t n = pread(fd, buf, want, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            break;
-        }
-        rc = pkg_sha256_update(h, buf, (size_t)n);
-        off += (uint64_t)n;
-        len -= (uint64_t)n;
-    }
-    if (!rc)
-        rc = pkg_sha256_final(h, out);
-    free(buf);
-    pkg_sha256_free(h);
-    return rc;
-}
-
-int pkg_sha256_fd(int fd, uint64_t len, uint8_t out[32])
-{
-    return pkg_sha256_fd_range(fd, 0, len, out);
-}
 
 const char *pkg_strerror(int err)
 {

@@ -4,9 +4,9 @@
  *
  * Layout of format 2 (all integers little-endian, offsets in bytes):
  *
- *   fixed header (PKG_FIXED_SIZE bytes)
+ *   fixed header (PKG_FIXED_SIZE = PKG_FIXED_HEADER_SIZE bytes)
  *     0   8  magic "DFOTAPKG"
- *     8   2  format version (1)
+ *     8   2  format version (2)
  *    10   2  flags (0)
  *    12   4  header size: fixed header + block table + checksum
  *    16   4  block size
@@ -18,9 +18,7 @@
  *    80  32  SHA-256 of the target image
  *   112  64  source version, NUL-padded (at most PKG_VERSION_MAX chars)
  *   176  64  target version, NUL-padded
- *   240  32  SHA-256 of the payload: with the header checksum below it
- *            makes the package its own digest, checked with no source
- *            image (a download's 710, dfota-pack verify)
+ *   240  32  SHA-256 of the payload (every byte after the header)
  *   block table, block count entries of PKG_ENTRY_SIZE bytes
  *     0   8  frame offset, from the start of the payload
  *     8   4  frame length
@@ -29,6 +27,19 @@
  *    24   8  XXH64 of the decoded block
  *   checksum: SHA-256 of every header byte before it (PKG_CHECKSUM_SIZE)
  *   payload: the frames, one zstd frame per block, back to back in order
+ *
+ * The package's digest of its own bytes is the pair (header checksum,
+ * payload SHA-256): the checksum covers every header byte before it, the
+ * payload digest among them, and the payload digest covers every byte
+ * after the header. With the payload size (covered too) fixing the file's
+ * length, a package is intact when its length is header size + payload
+ * size, its checksum matches and its payload hashes to the digest: any
+ * flipped, missing or extra byte breaks one of the three. The checksum
+ * alone needs only the header; the payload digest can be computed frame by
+ * frame while reading (pkg_check_fd()).
+ *
+ * Format 1 (no payload digest, fixed header of 240 bytes) is refused with
+ * -EPROTONOSUPPORT: no reader for it is kept.
  */
 #ifndef DFOTA_PKG_INT_H
 #define DFOTA_PKG_INT_H
@@ -60,10 +71,10 @@
 #define PKG_OFF_DST_SHA 80
 #define PKG_OFF_SRC_VERSION 112
 #define PKG_OFF_DST_VERSION 176
-#define PKG_OFF_PAYLOAD_SHA 240
 #define PKG_VERSION_FIELD (PKG_VERSION_MAX + 1)
-#define PKG_FIXED_SIZE 272
-_Static_assert(PKG_FIXED_SIZE == PKG_FIXED_HEADER_SIZE, "pkg.h and the layout agree");
+#define PKG_OFF_PAYLOAD_SHA 240
+#define PKG_FIXED_SIZE PKG_FIXED_HEADER_SIZE
+_Static_assert(PKG_FIXED_SIZE == PKG_OFF_PAYLOAD_SHA + 32, "fixed header layout");
 
 #define PKG_ENTRY_SIZE 32
 #define PKG_ENT_FRAME_OFF 0
@@ -128,10 +139,10 @@ struct pkg_entry {
     uint64_t digest;
 };
 
-/** A parsed package (pkg_read.c); pkg_apply.c reads it too. */
+/** A parsed package (pkg_read.c); pkg_apply.c and pkg_check.c read it
+ *  too. */
 struct pkg {
     const uint8_t *payload; /* in the borrowed buffer; NULL from pkg_open_header() */
-    uint8_t payload_sha[32];
     struct pkg_info info;
     struct pkg_entry *ent; /* block_count entries */
     uint32_t max_prefix;   /* largest prefix_len of any entry */
@@ -145,13 +156,22 @@ static inline size_t pkg_block_len(const struct pkg *p, uint32_t i)
     return (size_t)(left < p->info.block_size ? left : p->info.block_size);
 }
 
-/** Decodes frame @p i of @p p (its frame_len bytes at @p frame) against
- *  @p prefix (its entry's prefix_len bytes) into @p dst (at least
+/** Decodes block @p i of @p p from @p frame (its entry's frame_len bytes)
+ *  against @p prefix (its entry's prefix_len bytes) into @p dst (at least
  *  pkg_block_len() bytes): 0, or -EBADMSG when the frame is not exactly
  *  one zstd frame decoding to the block's size. Does not check the
- *  digest. */
+ *  digest. The one frame decoder under every read path. */
 int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *frame,
                      const uint8_t *prefix, uint8_t *dst);
+
+/** pkg_check_fd() that also says which block failed: *@p bad is the index
+ *  of the block whose frame is corrupt, UINT32_MAX when the failure is not
+ *  one frame's (header, payload digest, read error). For dfota-pack. */
+int pkg_check_fd_where(int fd, uint64_t file_len, struct pkg_info *info, uint32_t *bad);
+
+/** pread() of exactly @p len bytes at @p off, across short reads and
+ *  EINTR: 0, -ENODATA when the file ends first, -errno. */
+int pkg_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 void pkg_entry_put(uint8_t *p, const struct pkg_entry *e);
 void pkg_entry_get(const uint8_t *p, struct pkg_entry *e);
@@ -159,10 +179,6 @@ void pkg_entry_get(const uint8_t *p, struct pkg_entry *e);
 /** Writes the checksum of the @p header_size byte header at @p hdr (into
  *  its last PKG_CHECKSUM_SIZE bytes). Returns 0 or a negative errno. */
 int pkg_header_seal(uint8_t *hdr, size_t header_size);
-
-/** SHA-256 of @p len bytes of @p fd from offset @p off, read with pread()
- *  in chunks. 0, -EIO (the file ends first), -errno, -ENOMEM. */
-int pkg_sha256_fd_range(int fd, uint64_t off, uint64_t len, uint8_t out[32]);
 
 /** XXH64 of @p len bytes with seed 0: the per-block digest. */
 uint64_t pkg_xxh64(const void *buf, size_t len);

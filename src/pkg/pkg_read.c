@@ -1,15 +1,17 @@
-/* pkg_read.c - parses and checks a package: header, block table, frames.
+/* pkg_read.c - parses and checks a package's header and block table, and
+ * decodes its frames.
  *
- * pkg_open() reads only the @p len bytes it is given, every offset checked
- * before use; the order of the checks decides which error a damaged file
- * gets (see pkg.h): magic, format version, header length, checksum, then
- * the fields the checksum vouches for, then the file length, then every
- * table entry.
+ * One parser serves both ways of reading: pkg_open() (the whole package
+ * in memory) is pkg_open_header() of its buffer plus a pointer to the
+ * frames. It reads only the bytes it is given, every offset checked before
+ * use; the order of the checks decides which error a damaged file gets
+ * (see pkg.h): magic, format version, header length, checksum, then the
+ * fields the checksum vouches for, then the file length, then every table
+ * entry.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "pkg_int.h"
 
@@ -51,10 +53,10 @@ static int check_entry(const struct pkg *p, uint32_t i, uint64_t expect_off)
     return 0;
 }
 
-/* The part of the fixed header that says how long the whole header is:
- * magic, format version, header size. */
-static int parse_fixed(const uint8_t *buf, size_t len, uint32_t *hsize)
+int pkg_header_size(const uint8_t *buf, size_t len, size_t *need)
 {
+    if ((!buf && len) || !need)
+        return -EINVAL;
     size_t n = len < PKG_MAGIC_LEN ? len : PKG_MAGIC_LEN;
     if (n && memcmp(buf, PKG_MAGIC, n))
         return -EBADMSG;
@@ -64,22 +66,21 @@ static int parse_fixed(const uint8_t *buf, size_t len, uint32_t *hsize)
         return -EPROTONOSUPPORT;
     if (len < PKG_FIXED_SIZE)
         return -ENODATA;
-    *hsize = pkg_get_le32(buf + PKG_OFF_HEADER_SIZE);
-    if (*hsize < pkg_header_size_for(0) || *hsize > pkg_header_size_for(MAX_BLOCKS))
+    uint32_t hsize = pkg_get_le32(buf + PKG_OFF_HEADER_SIZE);
+    if (hsize < pkg_header_size_for(0) || hsize > pkg_header_size_for(MAX_BLOCKS))
         return -ERANGE;
+    *need = hsize;
     return 0;
 }
 
-/* Parses the header in the @p len bytes at @p buf (at least the header) of
- * a package file of @p file_len bytes; the block table is copied. */
+/* The header in @p buf (@p len bytes of a file of @p file_len) into @p p. */
 static int parse(struct pkg *p, const uint8_t *buf, size_t len, uint64_t file_len)
 {
     struct pkg_info *in = &p->info;
-    uint32_t hsize;
-    int rc = parse_fixed(buf, len, &hsize);
+    size_t hsize;
+    int rc = pkg_header_size(buf, len, &hsize);
     if (rc)
         return rc;
-    in->format_version = PKG_FORMAT_VERSION;
     if (len < hsize)
         return -ENODATA;
     uint8_t sum[PKG_CHECKSUM_SIZE];
@@ -89,6 +90,7 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len, uint64_t file_le
         return -EILSEQ;
 
     /* from here on the header is what the builder wrote */
+    in->format_version = PKG_FORMAT_VERSION;
     rc = pkg_version_field_get(buf + PKG_OFF_SRC_VERSION, in->src_version);
     if (!rc)
         rc = pkg_version_field_get(buf + PKG_OFF_DST_VERSION, in->dst_version);
@@ -103,7 +105,7 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len, uint64_t file_le
     in->dst_size = pkg_get_le64(buf + PKG_OFF_DST_SIZE);
     memcpy(in->src_sha256, buf + PKG_OFF_SRC_SHA, 32);
     memcpy(in->dst_sha256, buf + PKG_OFF_DST_SHA, 32);
-    memcpy(p->payload_sha, buf + PKG_OFF_PAYLOAD_SHA, 32);
+    memcpy(in->payload_sha256, buf + PKG_OFF_PAYLOAD_SHA, 32);
     if ((rc = check_sizes(in)))
         return rc;
     uint64_t payload = pkg_get_le64(buf + PKG_OFF_PAYLOAD_SIZE);
@@ -131,26 +133,15 @@ static int parse(struct pkg *p, const uint8_t *buf, size_t len, uint64_t file_le
     return off == payload ? 0 : -ERANGE;
 }
 
-int pkg_header_size(const uint8_t *buf, size_t len, size_t *need)
+int pkg_open_header(const uint8_t *hdr, size_t hdr_len, uint64_t file_len, struct pkg **out)
 {
-    if (!buf || !need)
-        return -EINVAL;
-    uint32_t hsize;
-    int rc = parse_fixed(buf, len, &hsize);
-    if (!rc)
-        *need = hsize;
-    return rc;
-}
-
-static int open_parsed(const uint8_t *buf, size_t len, uint64_t file_len, struct pkg **out)
-{
-    if (!out || (!buf && len))
+    if (!out || (!hdr && hdr_len))
         return -EINVAL;
     *out = NULL;
     struct pkg *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    int rc = parse(p, buf, len, file_len);
+    int rc = parse(p, hdr, hdr_len, file_len);
     if (rc) {
         pkg_free(p);
         return rc;
@@ -161,15 +152,23 @@ static int open_parsed(const uint8_t *buf, size_t len, uint64_t file_len, struct
 
 int pkg_open(const uint8_t *buf, size_t len, struct pkg **out)
 {
-    int rc = open_parsed(buf, len, len, out);
+    int rc = pkg_open_header(buf, len, len, out);
     if (!rc)
         (*out)->payload = buf + (*out)->info.header_size;
     return rc;
 }
 
-int pkg_open_header(const uint8_t *hdr, size_t hdr_len, uint64_t file_len, struct pkg **out)
+const struct pkg_info *pkg_get_info(const struct pkg *p)
 {
-    return open_parsed(hdr, hdr_len, file_len, out);
+    return &p->info;
+}
+
+void pkg_free(struct pkg *p)
+{
+    if (!p)
+        return;
+    free(p->ent);
+    free(p);
 }
 
 int pkg_block_get(const struct pkg *p, uint32_t i, struct pkg_block *b)
@@ -188,101 +187,20 @@ int pkg_block_get(const struct pkg *p, uint32_t i, struct pkg_block *b)
     return 0;
 }
 
-int pkg_check_fd(int fd, uint64_t file_len, struct pkg_info *info)
-{
-    uint8_t fixed[PKG_FIXED_SIZE];
-    size_t n = file_len < sizeof(fixed) ? (size_t)file_len : sizeof(fixed);
-    ssize_t got = pread(fd, fixed, n, 0);
-    if (got < 0)
-        return -errno;
-    size_t need;
-    int rc = pkg_header_size(fixed, (size_t)got, &need);
-    if (rc)
-        return rc;
-    if (need > file_len)
-        return -ENODATA;
-    uint8_t *hdr = malloc(need);
-    if (!hdr)
-        return -ENOMEM;
-    got = pread(fd, hdr, need, 0);
-    struct pkg *p = NULL;
-    rc = got < 0 ? -errno : (size_t)got < need ? -ENODATA : pkg_open_header(hdr, need, file_len, &p);
-    free(hdr);
-    uint8_t sha[32];
-    if (!rc)
-        rc = pkg_sha256_fd_range(fd, p->info.header_size, p->info.total_size - p->info.header_size,
-                                 sha);
-    if (!rc && memcmp(sha, p->payload_sha, 32))
-        rc = -EBADMSG;
-    if (!rc && info)
-        *info = p->info;
-    pkg_free(p);
-    return rc;
-}
-
-const struct pkg_info *pkg_get_info(const struct pkg *p)
-{
-    return &p->info;
-}
-
-void pkg_free(struct pkg *p)
-{
-    if (!p)
-        return;
-    free(p->ent);
-    free(p);
-}
-
-int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *f,
+int pkg_frame_decode(ZSTD_DCtx *dc, const struct pkg *p, uint32_t i, const uint8_t *frame,
                      const uint8_t *prefix, uint8_t *dst)
 {
     const struct pkg_entry *e = &p->ent[i];
     size_t blen = pkg_block_len(p, i);
-    if (e->frame_len < 4 || pkg_get_le32(f) != ZSTD_MAGICNUMBER ||
-        ZSTD_findFrameCompressedSize(f, e->frame_len) != e->frame_len ||
-        ZSTD_getFrameContentSize(f, e->frame_len) != blen)
+    if (e->frame_len < 4 || pkg_get_le32(frame) != ZSTD_MAGICNUMBER ||
+        ZSTD_findFrameCompressedSize(frame, e->frame_len) != e->frame_len ||
+        ZSTD_getFrameContentSize(frame, e->frame_len) != blen)
         return -EBADMSG;
     unsigned wlog = pkg_window_log(e->prefix_len, blen);
     if (ZSTD_isError(ZSTD_DCtx_reset(dc, ZSTD_reset_session_only)) ||
         ZSTD_isError(ZSTD_DCtx_setParameter(dc, ZSTD_d_windowLogMax, (int)wlog)) ||
         ZSTD_isError(ZSTD_DCtx_refPrefix(dc, e->prefix_len ? prefix : NULL, e->prefix_len)))
         return -EIO;
-    size_t r = ZSTD_decompressDCtx(dc, dst, blen, f, e->frame_len);
+    size_t r = ZSTD_decompressDCtx(dc, dst, blen, frame, e->frame_len);
     return !ZSTD_isError(r) && r == blen ? 0 : -EBADMSG;
-}
-
-/* Decodes blocks [first, end) against a zeroed prefix: every frame check
- * but the digest, which needs the real source. */
-static int verify_blocks(const struct pkg *p, uint32_t first, uint32_t end)
-{
-    uint8_t *zeros = calloc(1, p->max_prefix ? p->max_prefix : 1);
-    uint8_t *blk = malloc(p->info.block_size);
-    ZSTD_DCtx *dc = ZSTD_createDCtx();
-    int rc = zeros && blk && dc ? 0 : -ENOMEM;
-    for (uint32_t i = first; !rc && i < end; i++)
-        rc = pkg_frame_decode(dc, p, i, p->payload + p->ent[i].frame_off, zeros, blk);
-    ZSTD_freeDCtx(dc);
-    free(blk);
-    free(zeros);
-    return rc;
-}
-
-int pkg_verify_block(const struct pkg *p, uint32_t index)
-{
-    if (!p || !p->payload || index >= p->info.block_count)
-        return -EINVAL;
-    return verify_blocks(p, index, index + 1);
-}
-
-int pkg_verify(const struct pkg *p)
-{
-    if (!p || !p->payload)
-        return -EINVAL;
-    uint8_t sha[32];
-    int rc = pkg_sha256(p->payload, p->info.total_size - p->info.header_size, sha);
-    if (rc)
-        return rc;
-    if (memcmp(sha, p->payload_sha, 32))
-        return -EBADMSG;
-    return verify_blocks(p, 0, p->info.block_count);
 }

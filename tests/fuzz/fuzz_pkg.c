@@ -1,12 +1,17 @@
 /* fuzz_pkg.c - libFuzzer target of the package reader (STYLE.md 14):
- * pkg_open() and pkg_verify() on arbitrary bytes, and applying what opens
- * against the generated source image it names.
+ * pkg_open() and pkg_verify() on arbitrary bytes, the same bytes read the
+ * piecewise way (pkg_header_size(), pkg_open_header(), pkg_block_get(),
+ * pkg_decode_block()) and checked from a file (pkg_check_fd() on a memfd),
+ * and applying what opens against the generated source image it names.
  *
  * Most mutations of a header break its checksum, and pkg_open() checks the
- * checksum before the fields it vouches for. So an input whose checksum is
- * what fails is opened a second time with its header sealed
- * (pkg_header_seal()): about half of the mutated headers get past the
- * checksum to the field, table and frame checks.
+ * checksum before the fields it vouches for; most mutations of a frame
+ * break the payload digest. So an input whose checksum or payload digest
+ * is what fails is taken a second time with both recomputed (payload
+ * SHA-256 written, header sealed with pkg_header_seal()): about half of
+ * the mutated headers get past the checksum to the field, table and frame
+ * checks, and mutated frames reach the decoder through pkg_check_fd()'s
+ * success path too.
  *
  * A package that opens is applied when its source is small enough to
  * generate (pkg_image_generate() of its source version and size: a package
@@ -15,8 +20,10 @@
  * the real prefix.
  *
  * Beyond not crashing, the target checks the contract of pkg.h: only the
- * documented error codes, an opened package spans exactly the input, every
- * decoded block has its size, an applied target matches its digest.
+ * documented error codes, an opened package spans exactly the input, the
+ * file check and the piecewise reader agree with the in-memory reader,
+ * every decoded block has its size and is the same both ways, an applied
+ * target matches its digest.
  *
  *   CC=clang cmake -S . -B build-fuzz -DDFOTA_FUZZ=ON && cmake --build build-fuzz
  *   mkdir -p /tmp/fuzz_pkg && build-fuzz/fuzz_pkg -max_total_time=60 \
@@ -27,6 +34,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dfota/pkg.h"
 #include "pkg/pkg_int.h"
@@ -80,7 +89,9 @@ static bool open_error_documented(int rc)
     return false;
 }
 
-static void apply(const struct pkg *p, const struct pkg_info *in)
+/* @p hp: the same package opened from its header alone; @p buf its bytes. */
+static void apply(const struct pkg *p, const struct pkg *hp, const uint8_t *buf,
+                  const struct pkg_info *in)
 {
     if (in->dst_size > DST_MAX)
         return;
@@ -93,18 +104,25 @@ static void apply(const struct pkg *p, const struct pkg_info *in)
         return; /* not the generated image of its version: a foreign source */
     if (rc)
         abort();
-    uint8_t *blk = malloc(in->block_size);
-    if (!blk)
+    struct pkg_decoder *d;
+    uint8_t *blk = malloc(in->block_size), *blk2 = malloc(in->block_size);
+    if (!blk || !blk2 || pkg_decoder_new(&d))
         abort();
     bool all_ok = true;
     for (uint32_t i = 0; i < in->block_count; i++) {
-        size_t n = 0;
+        size_t n = 0, n2 = 0;
+        struct pkg_block b;
         rc = pkg_apply_block(a, i, blk, in->block_size, &n);
+        /* the piecewise reader, from where pkg_block_get() says */
+        if (pkg_block_get(hp, i, &b) || b.frame_off + b.frame_len > in->total_size ||
+            b.prefix_off + b.prefix_len > in->src_size || b.dst_off + b.dst_len > in->dst_size)
+            abort();
+        int rc2 = pkg_decode_block(d, hp, i, buf + b.frame_off, src + b.prefix_off, blk2,
+                                   in->block_size, &n2);
+        if (rc2 != rc || (rc == 0 && (n2 != n || memcmp(blk, blk2, n))))
+            abort();
         if (rc == 0) {
-            size_t want = i + 1 < in->block_count
-                              ? in->block_size
-                              : (size_t)(in->dst_size - (uint64_t)i * in->block_size);
-            if (n != want)
+            if (n != b.dst_len)
                 abort();
         } else if (rc != -EBADMSG) {
             abort();
@@ -112,6 +130,8 @@ static void apply(const struct pkg *p, const struct pkg_info *in)
             all_ok = false;
         }
     }
+    pkg_decoder_free(d);
+    free(blk2);
     size_t n;
     if (pkg_apply_block(a, in->block_count, blk, in->block_size, &n) != -EINVAL)
         abort();
@@ -134,49 +154,97 @@ static void apply(const struct pkg *p, const struct pkg_info *in)
     }
 }
 
-/* Opens @p buf and takes what opens as far as it goes; returns pkg_open()'s
- * result. */
+/* A memfd holding the input, for pkg_check_fd(). */
+static int memfd_of(const uint8_t *buf, size_t len)
+{
+    static int fd = -1;
+    if (fd < 0 && (fd = memfd_create("fuzz_pkg", MFD_CLOEXEC)) < 0)
+        abort();
+    if (ftruncate(fd, 0) || (len && pwrite(fd, buf, len, 0) != (ssize_t)len))
+        abort();
+    return fd;
+}
+
+/* Opens @p buf and takes what opens as far as it goes; returns the file
+ * check's result (pkg_open()'s when the package is too big to decode). */
 static int exercise(const uint8_t *buf, size_t len)
 {
-    struct pkg *p;
+    struct pkg *p, *hp = NULL;
     int rc = pkg_open(buf, len, &p);
+
+    /* the piecewise reader answers the same from the header alone */
+    size_t need;
+    int hrc = pkg_header_size(buf, len, &need);
+    if (hrc == 0 && need <= len)
+        hrc = pkg_open_header(buf, need, len, &hp);
+    else if (hrc == 0)
+        hrc = -ENODATA;
+    if (hrc != rc)
+        abort();
+
     if (rc) {
         if (!open_error_documented(rc) || !pkg_strerror(rc) || p)
             abort();
         if (len >= PKG_MAGIC_LEN && !pkg_is_ours(buf, len) && rc != -EBADMSG)
             abort(); /* an opaque package is told by its magic */
+        struct pkg_info info;
+        if (pkg_check_fd(memfd_of(buf, len), len, &info) != rc || info.format_version)
+            abort();
         return rc;
     }
     const struct pkg_info *in = pkg_get_info(p);
     if (in->total_size != len || in->header_size > len || in->block_count == 0 ||
-        in->format_version != PKG_FORMAT_VERSION)
+        in->format_version != PKG_FORMAT_VERSION ||
+        memcmp(in, pkg_get_info(hp), sizeof(*in)))
         abort();
     if (in->dst_size <= DST_MAX) {
         rc = pkg_verify(p);
         if (rc && rc != -EBADMSG)
             abort();
+        struct pkg_info info;
+        if (pkg_check_fd(memfd_of(buf, len), len, &info) != rc ||
+            memcmp(&info, in, sizeof(info)))
+            abort();
         if (pkg_verify_block(p, in->block_count) != -EINVAL)
             abort();
-        apply(p, in); /* a frame that fails against zeros may fail otherwise */
+        if (pkg_verify(hp) != -EINVAL)
+            abort();
+        apply(p, hp, buf, in); /* a frame that fails against zeros may fail otherwise */
     }
+    pkg_free(hp);
     pkg_free(p);
-    return 0;
+    return rc;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* A copy of @p data with its payload digest recomputed and its header
+ * sealed: the same package as far as the fields go, every checksum true. */
+static uint8_t *resealed(const uint8_t *data, size_t size)
 {
-    if (exercise(data, size) != -EILSEQ)
-        return 0;
-    /* the header is long enough for its checksum to have been compared */
     uint32_t hsize = pkg_get_le32(data + PKG_OFF_HEADER_SIZE);
     uint8_t *copy = malloc(size);
     if (!copy)
         abort();
     memcpy(copy, data, size);
-    if (pkg_header_seal(copy, hsize))
+    if (pkg_sha256(copy + hsize, size - hsize, copy + PKG_OFF_PAYLOAD_SHA) ||
+        pkg_header_seal(copy, hsize))
         abort();
-    if (exercise(copy, size) == -EILSEQ)
-        abort(); /* sealed, the checksum matches */
+    return copy;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int rc = exercise(data, size);
+    if (rc != -EILSEQ && rc != -EBADMSG)
+        return 0;
+    size_t need;
+    if (pkg_header_size(data, size, &need) || need > size)
+        return 0; /* not ours, or the checksum was never reached */
+    uint8_t *copy = resealed(data, size);
+    if (memcmp(copy, data, size)) {
+        rc = exercise(copy, size);
+        if (rc == -EILSEQ)
+            abort(); /* sealed, the checksum matches */
+    }
     free(copy);
     return 0;
 }

@@ -1,7 +1,11 @@
 /* test_pkg.c - the package layer: header parsing per corruption class,
- * build and apply round trips, resumable block order, the generated
- * firmware images, the file helpers and the dfota-pack command line. */
+ * build and apply round trips, resumable block order, SHA-256 (one-shot,
+ * streaming, of a file), the whole-package check with no source image,
+ * reading piece by piece from files, the generated firmware images, the
+ * file helpers and the dfota-pack command line. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -157,7 +161,8 @@ static void test_open_unsupported_format_version_is_eprotonosupport(void **state
 {
     struct fixture *f = *state;
     uint8_t *c = copy(f->pkg, f->pkg_len);
-    pkg_put_le16(c + PKG_OFF_FORMAT, 1); /* the format before the payload digest */
+    /* format 1 (no payload digest) is refused, as is any later one */
+    pkg_put_le16(c + PKG_OFF_FORMAT, 1);
     assert_int_equal(open_rc(c, f->pkg_len), -EPROTONOSUPPORT);
     pkg_put_le16(c + PKG_OFF_FORMAT, 3);
     assert_int_equal(open_rc(c, f->pkg_len), -EPROTONOSUPPORT);
@@ -179,6 +184,8 @@ static void test_open_flipped_header_bit_fails_checksum(void **state)
                    PKG_OFF_DST_SHA,
                    PKG_OFF_SRC_VERSION,
                    PKG_OFF_DST_VERSION + 63,
+                   PKG_OFF_PAYLOAD_SHA,
+                   PKG_OFF_PAYLOAD_SHA + 31,
                    PKG_FIXED_SIZE + 1,
                    h - 40,
                    h - 1};
@@ -469,6 +476,7 @@ static void test_corrupt_frame_byte_fails_only_that_block(void **state)
     struct pkg *p;
     struct pkg_applier *a;
     assert_int_equal(pkg_open(c, f->pkg_len, &p), 0); /* the header is intact */
+    assert_int_equal(pkg_verify(p), -EBADMSG);        /* the payload is not */
     assert_int_equal(pkg_applier_new(p, f->src, f->src_len, &a), 0);
     uint8_t *blk = malloc(PKG_BLOCK_SIZE);
     for (uint32_t i = 0; i < pkg_get_info(p)->block_count; i++) {
@@ -542,156 +550,454 @@ static void test_apply_in_any_order_and_repeated_resumes(void **state)
     pkg_free(p);
 }
 
-/* ---- the package's own digest and the streaming reader ------------------ */
+/* ---- SHA-256 -------------------------------------------------------- */
 
-/* pkg_check_fd() of @p len bytes of @p b written to a temporary file. */
-static int check_fd_rc(const uint8_t *b, size_t len, struct pkg_info *info)
+static void hex_to(uint8_t *out, const char *hex)
+{
+    for (size_t i = 0; i < 32; i++)
+        sscanf(hex + 2 * i, "%2hhx", &out[i]);
+}
+
+/* An unlinked temporary file holding @p len bytes of @p buf. */
+static int temp_fd(const void *buf, size_t len)
 {
     char path[] = "/tmp/test_pkg.XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     unlink(path);
-    assert_int_equal(write(fd, b, len), (ssize_t)len);
-    int rc = pkg_check_fd(fd, len, info);
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+    return fd;
+}
+
+static void test_sha256_streaming_equals_one_shot_and_known_vectors(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t want[32], got[32];
+    /* FIPS 180-2 vectors */
+    hex_to(want, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(pkg_sha256("abc", 3, got), 0);
+    assert_memory_equal(got, want, 32);
+    hex_to(want, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_int_equal(pkg_sha256(NULL, 0, got), 0);
+    assert_memory_equal(got, want, 32);
+    struct pkg_sha256 *h;
+    assert_int_equal(pkg_sha256_new(&h), 0);
+    assert_int_equal(pkg_sha256_update(h, "a", 1), 0);
+    assert_int_equal(pkg_sha256_update(h, NULL, 0), 0);
+    assert_int_equal(pkg_sha256_update(h, "bc", 2), 0);
+    assert_int_equal(pkg_sha256_final(h, got), 0);
+    pkg_sha256_free(h);
+    hex_to(want, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_memory_equal(got, want, 32);
+
+    /* the source image in uneven pieces */
+    pkg_sha256(f->src, f->src_len, want);
+    assert_int_equal(pkg_sha256_new(&h), 0);
+    for (size_t off = 0, step = 1; off < f->src_len; off += step, step = step * 3 + 7) {
+        size_t n = f->src_len - off < step ? f->src_len - off : step;
+        assert_int_equal(pkg_sha256_update(h, f->src + off, n), 0);
+    }
+    assert_int_equal(pkg_sha256_final(h, got), 0);
+    pkg_sha256_free(h);
+    assert_memory_equal(got, want, 32);
+    pkg_sha256_free(NULL);
+    assert_int_equal(pkg_sha256_update(NULL, "a", 1), -EINVAL);
+}
+
+static void test_sha256_fd_reads_in_chunks_and_fails_on_a_short_file(void **state)
+{
+    struct fixture *f = *state;
+    /* more than two 1 MiB chunks, not a multiple of one */
+    size_t len = 5 * f->src_len + 12345;
+    uint8_t *big = malloc(len);
+    for (size_t off = 0; off < len; off += f->src_len)
+        memcpy(big + off, f->src, len - off < f->src_len ? len - off : f->src_len);
+    big[len - 1] ^= 0x5a;
+    int fd = temp_fd(big, len);
+    uint8_t want[32], got[32];
+    pkg_sha256(big, len, want);
+    assert_int_equal(pkg_sha256_fd(fd, len, got), 0);
+    assert_memory_equal(got, want, 32);
+    /* a prefix only, and the file offset is not used */
+    lseek(fd, 77, SEEK_SET);
+    pkg_sha256(big, 1000, want);
+    assert_int_equal(pkg_sha256_fd(fd, 1000, got), 0);
+    assert_memory_equal(got, want, 32);
+    pkg_sha256(NULL, 0, want);
+    assert_int_equal(pkg_sha256_fd(fd, 0, got), 0);
+    assert_memory_equal(got, want, 32);
+    assert_int_equal(pkg_sha256_fd(fd, len + 1, got), -EIO);
+    close(fd);
+    assert_int_equal(pkg_sha256_fd(fd, 10, got), -EBADF);
+    free(big);
+}
+
+/* ---- the whole-package check with no source image --------------------- */
+
+/* pkg_check_fd() of @p len bytes of @p b in a temporary file, told
+ * @p file_len; *@p in filled. */
+static int check_rc_len(const uint8_t *b, size_t len, uint64_t file_len, struct pkg_info *in)
+{
+    int fd = temp_fd(b, len);
+    struct pkg_info none;
+    int rc = pkg_check_fd(fd, file_len, in ? in : &none);
     close(fd);
     return rc;
 }
 
-static void test_streaming_sha256_equals_one_shot_and_the_known_vector(void **state)
+static int check_rc(const uint8_t *b, size_t len, struct pkg_info *in)
 {
-    struct fixture *f = *state;
-    uint8_t one[32], pieces[32];
-    /* FIPS 180-2's "abc" */
-    static const uint8_t abc[32] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
-        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
-    assert_int_equal(pkg_sha256("abc", 3, one), 0);
-    assert_memory_equal(one, abc, 32);
-    assert_int_equal(pkg_sha256(f->src, f->src_len, one), 0);
-    struct pkg_sha256 *h;
-    assert_int_equal(pkg_sha256_new(&h), 0);
-    for (size_t off = 0; off < f->src_len; off += 4093) /* odd pieces */
-        assert_int_equal(pkg_sha256_update(h, f->src + off,
-                                           f->src_len - off < 4093 ? f->src_len - off : 4093),
-                         0);
-    assert_int_equal(pkg_sha256_final(h, pieces), 0);
-    pkg_sha256_free(h);
-    assert_memory_equal(one, pieces, 32);
-
-    char path[] = "/tmp/test_pkg.XXXXXX";
-    int fd = mkstemp(path);
-    unlink(path);
-    assert_int_equal(write(fd, f->src, f->src_len), (ssize_t)f->src_len);
-    assert_int_equal(pkg_sha256_fd(fd, f->src_len, pieces), 0);
-    assert_memory_equal(one, pieces, 32);
-    assert_int_equal(pkg_sha256_fd(fd, f->src_len + 1, pieces), -EIO); /* the file ends first */
-    close(fd);
+    return check_rc_len(b, len, len, in);
 }
 
-static void test_check_fd_finds_any_changed_byte_without_the_source(void **state)
+static void test_check_fd_accepts_an_intact_package_and_fills_info(void **state)
 {
     struct fixture *f = *state;
-    struct pkg_info info;
-    assert_int_equal(check_fd_rc(f->pkg, f->pkg_len, &info), 0);
-    assert_int_equal(info.total_size, f->pkg_len);
-    assert_string_equal(info.dst_version, V2);
-    size_t hs = header_size(f);
+    struct pkg_info in;
+    struct pkg *p;
+    assert_int_equal(check_rc(f->pkg, f->pkg_len, &in), 0);
+    assert_int_equal(pkg_open(f->pkg, f->pkg_len, &p), 0);
+    assert_memory_equal(&in, pkg_get_info(p), sizeof(in));
+    uint8_t sha[32];
+    pkg_sha256(f->pkg + in.header_size, in.total_size - in.header_size, sha);
+    assert_memory_equal(in.payload_sha256, sha, 32);
+    assert_int_equal(pkg_verify(p), 0);
+    pkg_free(p);
+    assert_int_equal(pkg_check_fd(-1, f->pkg_len, NULL), -EINVAL);
+}
+
+/* Flips bits of byte @p at: the check fails with @p want (0: any error). */
+static void expect_flip_fails(const struct fixture *f, size_t at, uint8_t mask, int want)
+{
     uint8_t *c = copy(f->pkg, f->pkg_len);
-    /* every region: fixed header, payload digest, table, checksum, each
-     * frame's first and last byte, the package's last byte */
-    size_t at[64], n = 0;
-    at[n++] = 20;
-    at[n++] = PKG_OFF_PAYLOAD_SHA + 3;
-    at[n++] = PKG_FIXED_SIZE + 5;
-    at[n++] = hs - 1;
-    for (uint32_t i = 0; i < 8; i++) {
-        size_t len;
-        uint8_t *fr = frame_in(f, c, i, &len);
-        at[n++] = (size_t)(fr - c);
-        at[n++] = (size_t)(fr - c) + len - 1;
+    c[at] ^= mask;
+    struct pkg_info in;
+    int rc = check_rc(c, f->pkg_len, &in);
+    if (rc == 0 || (want && rc != want))
+        fail_msg("byte %zu ^ 0x%02x: %d, want %d", at, mask, rc, want);
+    /* the in-memory check agrees where the header opens */
+    struct pkg *p;
+    if (pkg_open(c, f->pkg_len, &p) == 0) {
+        assert_int_equal(pkg_verify(p), rc);
+        pkg_free(p);
     }
-    at[n++] = f->pkg_len - 1;
-    for (size_t k = 0; k < n; k++) {
-        c[at[k]] ^= 0x01;
-        int rc = check_fd_rc(c, f->pkg_len, NULL);
-        if (rc == 0)
-            fail_msg("a flipped bit at %zu passed the check", at[k]);
-        /* the whole-buffer reader agrees */
-        struct pkg *p = NULL;
-        if (pkg_open(c, f->pkg_len, &p) == 0) {
-            assert_int_equal(pkg_verify(p), -EBADMSG);
-            pkg_free(p);
-        }
-        c[at[k]] ^= 0x01;
-    }
-    assert_int_equal(check_fd_rc(c, f->pkg_len - 1, NULL), -ENODATA);
-    assert_int_equal(check_fd_rc(c, 100, NULL), -ENODATA);
-    uint8_t *longer = calloc(1, f->pkg_len + 1);
-    memcpy(longer, f->pkg, f->pkg_len);
-    assert_int_equal(check_fd_rc(longer, f->pkg_len + 1, NULL), -EMSGSIZE);
-    free(longer);
-    assert_int_equal(check_fd_rc((const uint8_t *)"<html>not found</html>", 22, NULL), -EBADMSG);
     free(c);
 }
 
-static void test_streaming_reader_rebuilds_the_target_block_by_block(void **state)
+static void test_check_fd_finds_a_flipped_byte_in_every_region(void **state)
 {
     struct fixture *f = *state;
-    size_t need;
+    size_t h = header_size(f);
+    struct {
+        size_t at;
+        int want;
+    } header[] = {
+        {PKG_OFF_MAGIC, -EBADMSG},           {PKG_OFF_MAGIC + 7, -EBADMSG},
+        {PKG_OFF_FORMAT, -EPROTONOSUPPORT},  {PKG_OFF_FLAGS, -EILSEQ},
+        {PKG_OFF_BLOCK_SIZE, -EILSEQ},       {PKG_OFF_PAYLOAD_SIZE + 3, -EILSEQ},
+        {PKG_OFF_SRC_SHA + 9, -EILSEQ},      {PKG_OFF_DST_VERSION, -EILSEQ},
+        {PKG_OFF_PAYLOAD_SHA, -EILSEQ},      {PKG_OFF_PAYLOAD_SHA + 31, -EILSEQ},
+        {PKG_FIXED_SIZE + 8, -EILSEQ},       {h - PKG_CHECKSUM_SIZE - 1, -EILSEQ},
+        {h - PKG_CHECKSUM_SIZE, -EILSEQ},    {h - 1, -EILSEQ},
+    };
+    for (size_t i = 0; i < sizeof(header) / sizeof(header[0]); i++)
+        expect_flip_fails(f, header[i].at, 0x10, header[i].want);
+    expect_flip_fails(f, PKG_OFF_HEADER_SIZE, 0x01, 0);
+    /* every entry of the block table */
+    for (uint32_t i = 0; i < IMG_SIZE / PKG_BLOCK_SIZE; i++)
+        expect_flip_fails(f, PKG_FIXED_SIZE + (size_t)i * PKG_ENTRY_SIZE + i % PKG_ENTRY_SIZE,
+                          0x80, -EILSEQ);
+    /* every frame: its first, a middle and its last byte, one bit each --
+     * a bit that still decodes against zeros is the payload digest's */
+    for (uint32_t i = 0; i < IMG_SIZE / PKG_BLOCK_SIZE; i++) {
+        struct pkg_entry e;
+        pkg_entry_get(entry(f->pkg, i), &e);
+        size_t at[] = {0, 5, e.frame_len / 2, e.frame_len - 1};
+        for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++)
+            for (int bit = 0; bit < 8; bit += 3)
+                expect_flip_fails(f, h + e.frame_off + at[k], (uint8_t)(1u << bit), -EBADMSG);
+    }
+}
+
+static void test_check_fd_catches_every_flipped_byte_of_a_small_package(void **state)
+{
+    (void)state;
+    uint8_t *a, *b, *pkg;
+    size_t al, bl, pl;
+    assert_int_equal(pkg_image_generate(V1, 72 << 10, &a, &al), 0);
+    assert_int_equal(pkg_image_generate(V2, 72 << 10, &b, &bl), 0);
+    assert_int_equal(pkg_build(a, al, V1, b, bl, V2, &pkg, &pl), 0);
+    assert_int_equal(check_rc(pkg, pl, NULL), 0);
+    int fd = temp_fd(pkg, pl);
+    for (size_t at = 0; at < pl; at++) {
+        uint8_t mask = (uint8_t)(1u << (at % 8));
+        assert_int_equal(pwrite(fd, &(uint8_t){pkg[at] ^ mask}, 1, (off_t)at), 1);
+        int rc = pkg_check_fd(fd, pl, NULL);
+        if (rc == 0)
+            fail_msg("byte %zu ^ 0x%02x passed", at, mask);
+        assert_int_equal(pwrite(fd, &pkg[at], 1, (off_t)at), 1);
+    }
+    assert_int_equal(pkg_check_fd(fd, pl, NULL), 0);
+    close(fd);
+    free(a);
+    free(b);
+    free(pkg);
+}
+
+static void test_check_fd_truncated_extra_and_foreign_files_fail(void **state)
+{
+    struct fixture *f = *state;
+    size_t h = header_size(f);
+    size_t cuts[] = {0, 5, 9, PKG_FIXED_SIZE - 1, PKG_FIXED_SIZE, h - 1, h, f->pkg_len / 2,
+                     f->pkg_len - 1};
+    struct pkg_info in;
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        int rc = check_rc(f->pkg, cuts[i], &in);
+        if (rc != -ENODATA)
+            fail_msg("cut at %zu: %d", cuts[i], rc);
+    }
+    /* a file shorter than the length it is said to have */
+    assert_int_equal(check_rc_len(f->pkg, f->pkg_len - 1, f->pkg_len, NULL), -ENODATA);
+    assert_int_equal(check_rc_len(f->pkg, h + 10, f->pkg_len, NULL), -ENODATA);
+    /* bytes after the end, one or many */
+    uint8_t *c = calloc(1, f->pkg_len + 4096);
+    memcpy(c, f->pkg, f->pkg_len);
+    assert_int_equal(check_rc(c, f->pkg_len + 1, &in), -EMSGSIZE);
+    assert_int_equal(check_rc(c, f->pkg_len + 4096, &in), -EMSGSIZE);
+    free(c);
+    /* not ours: info stays zeroed */
+    static const uint8_t zip[] = "PK\3\4 a vendor package, not ours at all, longer than a header";
+    memset(&in, 0xff, sizeof(in));
+    assert_int_equal(check_rc(zip, sizeof(zip), &in), -EBADMSG);
+    assert_int_equal(in.format_version, 0);
+    assert_int_equal(in.total_size, 0);
+    c = calloc(1, f->pkg_len);
+    assert_int_equal(check_rc(c, f->pkg_len, NULL), -EBADMSG);
+    free(c);
+}
+
+/* ---- reading piece by piece -------------------------------------------- */
+
+static void pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+}
+
+static void test_header_size_answers_from_the_fixed_header(void **state)
+{
+    struct fixture *f = *state;
+    size_t need = 0;
     assert_int_equal(pkg_header_size(f->pkg, PKG_FIXED_HEADER_SIZE, &need), 0);
     assert_int_equal(need, header_size(f));
+    assert_int_equal(pkg_header_size(f->pkg, f->pkg_len, &need), 0);
     assert_int_equal(pkg_header_size(f->pkg, PKG_FIXED_HEADER_SIZE - 1, &need), -ENODATA);
-    /* the header alone, in its own buffer that goes away */
-    uint8_t *hdr = copy(f->pkg, need);
-    struct pkg *p;
-    assert_int_equal(pkg_open_header(hdr, need, f->pkg_len, &p), 0);
-    free(hdr);
-    struct pkg *q;
-    hdr = copy(f->pkg, need);
-    assert_int_equal(pkg_open_header(hdr, need, f->pkg_len - 1, &q), -ENODATA);
-    assert_int_equal(pkg_open_header(hdr, need - 1, f->pkg_len, &q), -ENODATA);
-    free(hdr);
-    struct pkg_decoder *d1, *d2;
-    assert_int_equal(pkg_decoder_new(&d1), 0);
-    assert_int_equal(pkg_decoder_new(&d2), 0);
-    uint8_t *out = calloc(1, f->dst_len);
+    assert_int_equal(pkg_header_size((const uint8_t *)"PK\3\4", 4, &need), -EBADMSG);
+    uint8_t c[PKG_FIXED_HEADER_SIZE];
+    memcpy(c, f->pkg, sizeof(c));
+    pkg_put_le16(c + PKG_OFF_FORMAT, 1);
+    assert_int_equal(pkg_header_size(c, sizeof(c), &need), -EPROTONOSUPPORT);
+    pkg_put_le16(c + PKG_OFF_FORMAT, PKG_FORMAT_VERSION);
+    pkg_put_le32(c + PKG_OFF_HEADER_SIZE, UINT32_MAX);
+    assert_int_equal(pkg_header_size(c, sizeof(c), &need), -ERANGE);
+    pkg_put_le32(c + PKG_OFF_HEADER_SIZE, 10);
+    assert_int_equal(pkg_header_size(c, sizeof(c), &need), -ERANGE);
+}
+
+static void test_open_header_checks_the_file_length_and_copies_the_header(void **state)
+{
+    struct fixture *f = *state;
+    size_t h = header_size(f);
+    struct pkg *p = (void *)1;
+    assert_int_equal(pkg_open_header(f->pkg, h - 1, f->pkg_len, &p), -ENODATA);
+    assert_null(p);
+    assert_int_equal(pkg_open_header(f->pkg, h, f->pkg_len - 1, &p), -ENODATA);
+    assert_int_equal(pkg_open_header(f->pkg, h, f->pkg_len + 1, &p), -EMSGSIZE);
+    uint8_t *c = copy(f->pkg, h);
+    c[PKG_OFF_DST_SIZE] ^= 1;
+    assert_int_equal(pkg_open_header(c, h, f->pkg_len, &p), -EILSEQ);
+    c[PKG_OFF_DST_SIZE] ^= 1;
+    assert_int_equal(pkg_open_header(c, h, f->pkg_len, &p), 0);
+    memset(c, 0xee, h); /* not borrowed */
+    free(c);
     const struct pkg_info *in = pkg_get_info(p);
+    assert_string_equal(in->dst_version, V2);
+    assert_int_equal(in->total_size, f->pkg_len);
+    struct pkg_block b;
+    assert_int_equal(pkg_block_get(p, 7, &b), 0);
+    struct pkg_entry e;
+    pkg_entry_get(entry(f->pkg, 7), &e);
+    assert_int_equal(b.frame_off, h + e.frame_off);
+    assert_int_equal(b.frame_len, e.frame_len);
+    assert_int_equal(b.prefix_off, e.prefix_off);
+    assert_int_equal(b.prefix_len, e.prefix_len);
+    assert_int_equal(b.dst_off, 7 * PKG_BLOCK_SIZE);
+    assert_int_equal(b.dst_len, PKG_BLOCK_SIZE);
+    assert_int_equal(pkg_block_get(p, 8, &b), -EINVAL);
+    /* the whole-buffer calls need the frames */
+    struct pkg_applier *a;
+    assert_int_equal(pkg_verify(p), -EINVAL);
+    assert_int_equal(pkg_verify_block(p, 0), -EINVAL);
+    assert_int_equal(pkg_applier_new(p, f->src, f->src_len, &a), -EINVAL);
+    pkg_free(p);
+}
+
+/* Applies the package file @p pfd to the source file @p sfd block by block
+ * with pread, holding one frame, one prefix and one block at a time, and
+ * returns the target (malloc'd). */
+static uint8_t *apply_piecewise(int pfd, uint64_t plen, int sfd, struct pkg_decoder *d)
+{
+    uint8_t fixed[PKG_FIXED_HEADER_SIZE];
+    size_t need;
+    pread_all(pfd, fixed, sizeof(fixed), 0);
+    assert_int_equal(pkg_header_size(fixed, sizeof(fixed), &need), 0);
+    uint8_t *hdr = malloc(need);
+    pread_all(pfd, hdr, need, 0);
+    struct pkg *p;
+    assert_int_equal(pkg_open_header(hdr, need, plen, &p), 0);
+    free(hdr);
+    const struct pkg_info *in = pkg_get_info(p);
+    uint8_t *out = malloc(in->dst_size);
+    uint8_t *blk = malloc(in->block_size);
     for (uint32_t i = 0; i < in->block_count; i++) {
         struct pkg_block b;
         assert_int_equal(pkg_block_get(p, i, &b), 0);
-        /* each piece in a buffer of exactly its size, as read from files */
-        uint8_t *frame = copy(f->pkg + b.frame_off, b.frame_len);
-        uint8_t *prefix = copy(f->src + b.prefix_off, b.prefix_len);
-        size_t got;
-        assert_int_equal(pkg_decode_block(i % 2 ? d1 : d2, p, i, frame, prefix, out + b.dst_off,
-                                          f->dst_len - b.dst_off, &got),
-                         0);
-        assert_int_equal(got, b.dst_len);
-        frame[b.frame_len / 2] ^= 0x40;
-        uint8_t *scratch = malloc(b.dst_len);
-        assert_int_equal(pkg_decode_block(d1, p, i, frame, prefix, scratch, b.dst_len, &got),
-                         -EBADMSG);
-        free(scratch);
+        uint8_t *frame = malloc(b.frame_len);
+        uint8_t *prefix = malloc(b.prefix_len ? b.prefix_len : 1);
+        pread_all(pfd, frame, b.frame_len, b.frame_off);
+        pread_all(sfd, prefix, b.prefix_len, b.prefix_off);
+        size_t n = 0;
+        assert_int_equal(pkg_decode_block(d, p, i, frame, prefix, blk, in->block_size, &n), 0);
+        assert_int_equal(n, b.dst_len);
+        memcpy(out + b.dst_off, blk, n);
         free(frame);
         free(prefix);
     }
-    uint8_t *whole;
-    size_t whole_len;
-    assert_int_equal(pkg_apply_all(p == NULL ? NULL : p, f->src, f->src_len, &whole, &whole_len),
-                     -EINVAL); /* the header-only package has no frames to apply */
-    struct pkg *full;
-    assert_int_equal(pkg_open(f->pkg, f->pkg_len, &full), 0);
-    assert_int_equal(pkg_apply_all(full, f->src, f->src_len, &whole, &whole_len), 0);
-    assert_memory_equal(out, whole, f->dst_len);
-    assert_memory_equal(out, f->dst, f->dst_len);
-    struct pkg_block b;
-    assert_int_equal(pkg_block_get(p, in->block_count, &b), -EINVAL);
-    free(whole);
-    free(out);
-    pkg_free(full);
-    pkg_decoder_free(d1);
-    pkg_decoder_free(d2);
+    uint8_t sha[32];
+    pkg_sha256(out, in->dst_size, sha);
+    assert_memory_equal(sha, in->dst_sha256, 32);
+    free(blk);
     pkg_free(p);
+    return out;
+}
+
+static void test_open_header_and_decode_block_from_files_reproduce_the_target(void **state)
+{
+    struct fixture *f = *state;
+    int pfd = temp_fd(f->pkg, f->pkg_len), sfd = temp_fd(f->src, f->src_len);
+    struct pkg_decoder *d;
+    assert_int_equal(pkg_decoder_new(&d), 0);
+    uint8_t *out = apply_piecewise(pfd, f->pkg_len, sfd, d);
+
+    struct pkg *p;
+    uint8_t *all;
+    size_t len;
+    assert_int_equal(pkg_open(f->pkg, f->pkg_len, &p), 0);
+    assert_int_equal(pkg_apply_all(p, f->src, f->src_len, &all, &len), 0);
+    assert_memory_equal(out, all, len);
+    assert_memory_equal(out, f->dst, len);
+    free(all);
+    pkg_free(p);
+    free(out);
+
+    /* pkg_open_fd() reads the same header; the decoder's errors */
+    assert_int_equal(pkg_open_fd(pfd, f->pkg_len, &p), 0);
+    assert_int_equal(pkg_get_info(p)->block_count, 8);
+    struct pkg_block b;
+    pkg_block_get(p, 2, &b);
+    uint8_t *frame = malloc(b.frame_len), *blk = malloc(PKG_BLOCK_SIZE);
+    pread_all(pfd, frame, b.frame_len, b.frame_off);
+    const uint8_t *prefix = f->src + b.prefix_off;
+    assert_int_equal(pkg_decode_block(d, p, 2, frame, prefix, blk, PKG_BLOCK_SIZE - 1, &len),
+                     -ENOSPC);
+    assert_int_equal(pkg_decode_block(d, p, 8, frame, prefix, blk, PKG_BLOCK_SIZE, &len),
+                     -EINVAL);
+    assert_int_equal(pkg_decode_block(d, p, 2, frame, NULL, blk, PKG_BLOCK_SIZE, &len), -EINVAL);
+    /* the wrong source bytes: the block digest says so */
+    assert_int_equal(pkg_decode_block(d, p, 2, frame, f->dst + b.prefix_off, blk, PKG_BLOCK_SIZE,
+                                      &len),
+                     -EBADMSG);
+    frame[b.frame_len / 2] ^= 0x40;
+    assert_int_equal(pkg_decode_block(d, p, 2, frame, prefix, blk, PKG_BLOCK_SIZE, &len),
+                     -EBADMSG);
+    frame[b.frame_len / 2] ^= 0x40;
+    assert_int_equal(pkg_decode_block(d, p, 2, frame, prefix, blk, PKG_BLOCK_SIZE, &len), 0);
+    assert_memory_equal(blk, f->dst + b.dst_off, len);
+    free(frame);
+    free(blk);
+    pkg_free(p);
+    assert_int_equal(pkg_open_fd(pfd, f->pkg_len + 1, &p), -EMSGSIZE);
+    assert_int_equal(pkg_open_fd(pfd, header_size(f) - 1, &p), -ENODATA);
+    pkg_decoder_free(d);
+    pkg_decoder_free(NULL);
+    close(pfd);
+    close(sfd);
+}
+
+struct worker {
+    const struct fixture *f;
+    int pfd, sfd;
+    int rounds;
+    int failures;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    struct pkg_decoder *d;
+    if (pkg_decoder_new(&d))
+        return NULL;
+    for (int r = 0; r < w->rounds; r++) {
+        struct pkg *p;
+        if (pkg_check_fd(w->pfd, w->f->pkg_len, NULL) ||
+            pkg_open_fd(w->pfd, w->f->pkg_len, &p)) {
+            w->failures++;
+            continue;
+        }
+        uint8_t *blk = malloc(PKG_BLOCK_SIZE), *prefix = malloc(w->f->src_len);
+        for (uint32_t i = 0; blk && prefix && i < pkg_get_info(p)->block_count; i++) {
+            struct pkg_block b;
+            size_t n;
+            pkg_block_get(p, i, &b);
+            uint8_t *frame = malloc(b.frame_len);
+            if (!frame || pread(w->pfd, frame, b.frame_len, (off_t)b.frame_off) != b.frame_len ||
+                pread(w->sfd, prefix, b.prefix_len, (off_t)b.prefix_off) != b.prefix_len ||
+                pkg_decode_block(d, p, i, frame, prefix, blk, PKG_BLOCK_SIZE, &n) ||
+                memcmp(blk, w->f->dst + b.dst_off, n))
+                w->failures++;
+            free(frame);
+        }
+        uint8_t sha[32], want[32];
+        pkg_sha256(w->f->src, w->f->src_len, want);
+        if (pkg_sha256_fd(w->sfd, w->f->src_len, sha) || memcmp(sha, want, 32))
+            w->failures++;
+        free(blk);
+        free(prefix);
+        pkg_free(p);
+    }
+    pkg_decoder_free(d);
+    return NULL;
+}
+
+static void test_two_decoders_on_two_threads_share_nothing(void **state)
+{
+    struct fixture *f = *state;
+    int pfd = temp_fd(f->pkg, f->pkg_len), sfd = temp_fd(f->src, f->src_len);
+    struct worker w[2] = {{f, pfd, sfd, 6, 0}, {f, pfd, sfd, 6, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(w[0].failures, 0);
+    assert_int_equal(w[1].failures, 0);
+    close(pfd);
+    close(sfd);
 }
 
 /* ---- images ----------------------------------------------------------- */
@@ -843,7 +1149,8 @@ static void test_info_json_names_every_field(void **state)
     const char *keys[] = {
         "\"format_version\":2", "\"src_version\":\"" V1 "\"", "\"dst_version\":\"" V2 "\"",
         "\"src_sha256\":\"",    "\"dst_sha256\":\"",          "\"src_size\":524288",
-        "\"block_size\":65536", "\"block_count\":8",          "\"total_size\":"};
+        "\"block_size\":65536", "\"block_count\":8",          "\"total_size\":",
+        "\"payload_sha256\":\""};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (!strstr(text, keys[i]))
             fail_msg("%s missing in %s", keys[i], text);
@@ -889,24 +1196,49 @@ static void test_dfota_pack_reports_bad_input_in_one_line(void **state)
     assert_int_equal(pkg_file_write(good, f->pkg, f->pkg_len), 0);
     assert_int_equal(sh(err, sizeof(err), "%s verify %s", tool, good), 0);
 
+    struct pkg_entry e3;
+    pkg_entry_get(entry(f->pkg, 3), &e3);
+    size_t frame3 = header_size(f) + e3.frame_off;
+    /* a byte of frame 3 whose flip still decodes (a literal): only the
+     * payload digest sees it */
+    size_t quiet = SIZE_MAX;
+    uint8_t *q = copy(f->pkg, f->pkg_len);
+    for (size_t at = frame3 + e3.frame_len / 2; quiet == SIZE_MAX && at < frame3 + e3.frame_len;
+         at++) {
+        struct pkg *p;
+        q[at] ^= 0x01;
+        assert_int_equal(pkg_open(q, f->pkg_len, &p), 0);
+        if (pkg_verify_block(p, 3) == 0)
+            quiet = at;
+        pkg_free(p);
+        q[at] ^= 0x01;
+    }
+    free(q);
+    assert_int_not_equal(quiet, SIZE_MAX);
     struct {
         size_t len;
         size_t flip; /* SIZE_MAX: none */
+        uint8_t mask;
         const char *says;
     } cases[] = {
-        {f->pkg_len - 1, SIZE_MAX, "truncated"},
-        {f->pkg_len, 0, "bad magic"},
-        {f->pkg_len, PKG_OFF_DST_SIZE, "checksum"},
+        {f->pkg_len - 1, SIZE_MAX, 0, "truncated"},
+        {f->pkg_len + 1, SIZE_MAX, 0, "trailing data"},
+        {f->pkg_len, 0, 1, "bad magic"},
+        {f->pkg_len, PKG_OFF_DST_SIZE, 1, "checksum"},
+        {f->pkg_len, frame3, 0xff, "block 3: corrupt frame"},
+        {f->pkg_len, quiet, 0x01, "payload digest mismatch"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        uint8_t *c = copy(f->pkg, f->pkg_len);
+        uint8_t *c = calloc(1, f->pkg_len + 1);
+        memcpy(c, f->pkg, f->pkg_len);
         if (cases[i].flip != SIZE_MAX)
-            c[cases[i].flip] ^= 1;
+            c[cases[i].flip] ^= cases[i].mask;
         assert_int_equal(pkg_file_write(bad, c, cases[i].len), 0);
         free(c);
         assert_int_not_equal(sh(err, sizeof(err), "%s verify %s", tool, bad), 0);
         assert_true(!strncmp(err, "dfota-pack: ", 12));
-        assert_non_null(strstr(err, cases[i].says));
+        if (!strstr(err, cases[i].says))
+            fail_msg("case %zu: %s", i, err);
         assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1); /* one line */
     }
     assert_int_equal(sh(err, sizeof(err), "%s verify %s/missing.pkg", tool, dir), 1);
@@ -942,9 +1274,16 @@ int main(void)
         cmocka_unit_test(test_corrupt_frame_byte_fails_only_that_block),
         cmocka_unit_test(test_verify_finds_a_broken_frame_without_the_source),
         cmocka_unit_test(test_apply_in_any_order_and_repeated_resumes),
-        cmocka_unit_test(test_streaming_sha256_equals_one_shot_and_the_known_vector),
-        cmocka_unit_test(test_check_fd_finds_any_changed_byte_without_the_source),
-        cmocka_unit_test(test_streaming_reader_rebuilds_the_target_block_by_block),
+        cmocka_unit_test(test_sha256_streaming_equals_one_shot_and_known_vectors),
+        cmocka_unit_test(test_sha256_fd_reads_in_chunks_and_fails_on_a_short_file),
+        cmocka_unit_test(test_check_fd_accepts_an_intact_package_and_fills_info),
+        cmocka_unit_test(test_check_fd_finds_a_flipped_byte_in_every_region),
+        cmocka_unit_test(test_check_fd_catches_every_flipped_byte_of_a_small_package),
+        cmocka_unit_test(test_check_fd_truncated_extra_and_foreign_files_fail),
+        cmocka_unit_test(test_header_size_answers_from_the_fixed_header),
+        cmocka_unit_test(test_open_header_checks_the_file_length_and_copies_the_header),
+        cmocka_unit_test(test_open_header_and_decode_block_from_files_reproduce_the_target),
+        cmocka_unit_test(test_two_decoders_on_two_threads_share_nothing),
         cmocka_unit_test(test_image_is_deterministic),
         cmocka_unit_test(test_image_default_size_and_limits),
         cmocka_unit_test(test_two_versions_differ_like_releases),
