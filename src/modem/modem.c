@@ -782,6 +782,10 @@ fail:
 static void store_flushed(void *arg)
 {
     struct modem *m = arg;
+    /* work that completions queued behind the flush (a package's fsync
+     * after its last write) is waited for too */
+    if (store_busy(m->store) && store_flush(m->store, store_flushed, m) == 0)
+        return;
     void (*cb)(void *) = m->close_cb;
     void *cb_arg = m->close_arg;
     modem_free(m);

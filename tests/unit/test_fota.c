@@ -192,7 +192,7 @@ static void job_close(struct fx *x)
     fota_close(x->f, on_closed, x);
     PUMP_UNTIL(x, x->closed == 1);
     assert_int_equal(store_flush(x->store, on_flushed, x), 0);
-    PUMP_UNTIL(x, x->closed == 2);
+    PUMP_UNTIL(x, x->closed == 2 && !store_busy(x->store));
     x->f = NULL;
 }
 
