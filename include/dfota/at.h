@@ -28,19 +28,37 @@ enum at_form {
     AT_FORM_SET = 1 << 3,  /**< AT+X=<args>, ATE1, ATS3=13 */
 };
 
-/** Handler results. A value above 0 is a +CME ERROR code. */
+/** Below every negative errno (-4095 .. -1): the engine's own results
+ *  live under it, so that a handler's result never reads as an errno nor
+ *  an errno as a result. */
+#define AT_RESULT_BASE (-0x10000)
+
+/** Handler results. A value above 0 is a +CME ERROR code; 0 and the values
+ *  below AT_RESULT_BASE are the engine's. A negative errno is no result:
+ *  turn it into one with at_result_errno(). */
 enum {
-    AT_OK = 0,       /**< final result OK */
-    AT_ERROR = -1,   /**< final result ERROR */
-    AT_PENDING = -2, /**< finishes later through at_engine_finish() */
-    AT_CONNECT = -3, /**< CONNECT: the handler has put the engine in data mode */
-    AT_NONE = -4,    /**< no final result (the handler wrote its own, e.g. a power-down) */
+    AT_OK = 0,                       /**< final result OK */
+    AT_ERROR = AT_RESULT_BASE - 1,   /**< final result ERROR */
+    AT_PENDING = AT_RESULT_BASE - 2, /**< finishes later through at_engine_finish() */
+    AT_CONNECT = AT_RESULT_BASE - 3, /**< CONNECT: the handler has put the engine in data mode */
+    AT_NONE = AT_RESULT_BASE - 4,    /**< no final result (the handler wrote its own, e.g. a
+                                          power-down) */
 };
 
-/** Flags of a command. */
+/** The one mapping from an error inside the code to what the module
+ *  answers (STYLE.md 4): @p err 0 is AT_OK; a negative errno is the CME
+ *  code @p cme when it is above 0, else AT_ERROR. A handler that holds a
+ *  negative errno returns this; the engine maps a stray errno a handler
+ *  returned the same way (as ERROR). */
+int at_result_errno(int err, int cme);
+
+/** Flags of a command, checked by the engine before the handler runs
+ *  (redis style). */
 enum at_cmd_flag {
     AT_F_NONE = 0,
     AT_F_LAST = 1 << 0, /**< nothing may follow it on the line (e.g. a reset) */
+    AT_F_JOB = 1 << 1,  /**< its SET form is refused with the row's @c busy result while the
+                             owner runs a DFOTA job (struct at_engine_cfg.job_running) */
 };
 
 /** A handler: @p args holds the parsed arguments of a SET form (empty for
@@ -60,6 +78,7 @@ struct at_cmd {
     at_handler handler;
     unsigned flags; /**< enum at_cmd_flag */
     int bad_args;   /**< result when arity or types are wrong: a CME code, or 0 for ERROR */
+    int busy;       /**< result of a SET refused by AT_F_JOB: a CME code, or 0 for ERROR */
 };
 
 /** Argument count of a SET form. */
@@ -90,6 +109,17 @@ struct at_data_ops {
     void (*on_escape)(void *ud);
 };
 
+/** Log levels of struct at_engine_cfg.log. */
+enum at_log_level {
+    AT_LOG_WARN = 0,
+    AT_LOG_INFO = 1,
+    AT_LOG_DEBUG = 2, /**< state machine transitions */
+};
+
+/** Log sink: @p msg is one line without newline, already naming the
+ *  engine (its cfg.name) and valid only during the call. */
+typedef void (*at_log_fn)(void *ud, int level, const char *msg);
+
 /** Engine configuration; a zeroed struct selects the defaults. */
 struct at_engine_cfg {
     at_output_fn output;
@@ -97,6 +127,22 @@ struct at_engine_cfg {
     unsigned line_max; /**< bytes of a command line after "AT"; 0: AT_LINE_MAX_DEFAULT */
     uint64_t urc_gap_ms; /**< pause between a final result and the URCs queued behind it */
     uint64_t guard_ms;   /**< +++ guard time (S12-like); 0: 1000 */
+    /** Passed to the callbacks below. */
+    void *ud;
+    /** The engine declined input (at_engine_feed() took less than it was
+     *  given because a command runs) and can take more now. Called once per
+     *  such stall, from wherever the command ended (at_engine_finish(), a
+     *  power state change): the owner offers the rest later, never from
+     *  inside this call. NULL: the owner polls. */
+    void (*input_ready)(void *ud);
+    /** Whether the owner runs a DFOTA job now (AT_F_JOB rows). NULL: never. */
+    bool (*job_running)(void *ud);
+    /** Log sink; NULL: silent. Messages above @c log_level are not made. */
+    at_log_fn log;
+    int log_level;
+    /** Names the engine in its log lines ("UART"); NULL: "at". Borrowed:
+     *  must outlive the engine. */
+    const char *name;
 };
 
 #define AT_LINE_MAX_DEFAULT 1024
@@ -113,10 +159,23 @@ void at_engine_free(struct at_engine *e);
  *  engine; @p ud is passed to its handlers. Returns 0 or -ENOMEM. */
 int at_engine_add_table(struct at_engine *e, const struct at_cmd *cmds, size_t n, void *ud);
 
-/** Feeds bytes the host sent. */
-void at_engine_feed(struct at_engine *e, const uint8_t *buf, size_t len);
+/** Feeds bytes the host sent; returns how many it took, oldest first. It
+ *  stops after each command line it ran (the owner offers the rest again,
+ *  checking in between whether its output has room), and takes nothing
+ *  while a command runs: the owner keeps what was not taken and offers it
+ *  again once cfg.input_ready is called. Data mode takes all it is given
+ *  (up to the end of the upload), input off takes and drops everything. */
+size_t at_engine_feed(struct at_engine *e, const uint8_t *buf, size_t len);
 
-/** Adds an information line to the response of the running command. */
+/** Runs @p fn(@p ud) once the running line's final result has been handed
+ *  to the output (e.g. AT+IPR switching the line rate after its OK), or
+ *  when the line is cut by input going off; at once when no line runs. One
+ *  such call is held at a time: a second replaces the first. */
+void at_engine_after_result(struct at_engine *e, void (*fn)(void *ud), void *ud);
+
+/** Adds an information line to the response of the running command. The
+ *  lines of one command are framed as one block (V1: CR LF before the
+ *  first line, CR LF after each), as the module frames them. */
 void at_engine_reply(struct at_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Finishes the pending command with @p result (AT_OK, AT_ERROR, a CME

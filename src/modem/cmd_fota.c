@@ -185,7 +185,8 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
 }
 
 const struct at_cmd modem_cmds_fota[] = {
-    {"+QFOTADL", AT_FORM_TEST | AT_FORM_SET, 1, 3, "**i", h_qfotadl, 0, FOTA_CME_PARAM},
-    {"+QCFGEXT", AT_FORM_TEST | AT_FORM_SET, 1, 5, "sisss", h_qcfgext, 0, 0},
+    {"+QFOTADL", AT_FORM_TEST | AT_FORM_SET, 1, 3, "**i", h_qfotadl, AT_F_JOB, FOTA_CME_PARAM,
+     FOTA_CME_BUSY},
+    {"+QCFGEXT", AT_FORM_TEST | AT_FORM_SET, 1, 5, "sisss", h_qcfgext, 0, 0, 0},
 };
 const size_t modem_cmds_fota_n = sizeof(modem_cmds_fota) / sizeof(modem_cmds_fota[0]);

@@ -265,22 +265,22 @@ static int h_err(struct at_engine *e, enum at_form form, const struct at_args *a
 #define SREG (AT_FORM_READ | AT_FORM_SET | AT_FORM_TEST)
 
 static const struct at_cmd basic_cmds[] = {
-    {"E", BASIC, 1, 1, "i", h_flag, 0, 0},  {"V", BASIC, 1, 1, "i", h_verbose, 0, 0},
-    {"Q", BASIC, 1, 1, "i", h_quiet, 0, 0}, {"S3", SREG, 1, 1, "i", h_s3, 0, 0},
-    {"S4", SREG, 1, 1, "i", h_s4, 0, 0},    {"S5", SREG, 1, 1, "i", h_s5, 0, 0},
-    {"&D", BASIC, 1, 1, "i", h_flag, 0, 0},
+    {"E", BASIC, 1, 1, "i", h_flag, 0, 0, 0},  {"V", BASIC, 1, 1, "i", h_verbose, 0, 0, 0},
+    {"Q", BASIC, 1, 1, "i", h_quiet, 0, 0, 0}, {"S3", SREG, 1, 1, "i", h_s3, 0, 0, 0},
+    {"S4", SREG, 1, 1, "i", h_s4, 0, 0, 0},    {"S5", SREG, 1, 1, "i", h_s5, 0, 0, 0},
+    {"&D", BASIC, 1, 1, "i", h_flag, 0, 0, 0},
 };
 
 static const struct at_cmd ext_cmds[] = {
-    {"+CSQ", AT_FORM_EXEC | AT_FORM_TEST, 0, 0, "", h_csq, 0, 0},
-    {"+CMEE", AT_FORM_READ | AT_FORM_SET, 1, 1, "i", h_cmee, 0, AT_CME_INCORRECT_PARAMS},
-    {"+TARGS", AT_FORM_SET, 2, 16, "is*", h_targs, 0, 590},
-    {"+TFAIL", AT_FORM_EXEC, 0, 0, "", h_fail, 0, 0},
-    {"+TLATER", AT_FORM_EXEC | AT_FORM_SET, 1, 1, "i", h_later, 0, 0},
-    {"+TURC", AT_FORM_SET, 1, 1, "i", h_urc, 0, 0},
-    {"+TUP", AT_FORM_SET, 1, 1, "i", h_upload, 0, 590},
-    {"+TERR", AT_FORM_EXEC, 0, 0, "", h_err, AT_F_LAST, 0},
-    {"+TLAST", AT_FORM_EXEC, 0, 0, "", h_fail, AT_F_LAST, 0},
+    {"+CSQ", AT_FORM_EXEC | AT_FORM_TEST, 0, 0, "", h_csq, 0, 0, 0},
+    {"+CMEE", AT_FORM_READ | AT_FORM_SET, 1, 1, "i", h_cmee, 0, AT_CME_INCORRECT_PARAMS, 0},
+    {"+TARGS", AT_FORM_SET, 2, 16, "is*", h_targs, 0, 590, 0},
+    {"+TFAIL", AT_FORM_EXEC, 0, 0, "", h_fail, 0, 0, 0},
+    {"+TLATER", AT_FORM_EXEC | AT_FORM_SET, 1, 1, "i", h_later, 0, 0, 0},
+    {"+TURC", AT_FORM_SET, 1, 1, "i", h_urc, 0, 0, 0},
+    {"+TUP", AT_FORM_SET, 1, 1, "i", h_upload, 0, 590, 0},
+    {"+TERR", AT_FORM_EXEC, 0, 0, "", h_err, AT_F_LAST, 0, 0},
+    {"+TLAST", AT_FORM_EXEC, 0, 0, "", h_fail, AT_F_LAST, 0, 0},
 };
 
 /* Lets @p ms of module time pass: timers fire in order. */
