@@ -289,6 +289,24 @@ static void settle(struct fx *f, uint64_t ms)
     dclock_test_advance(f->clk, ms);
 }
 
+/* Offers the bytes as a port does: again after each line the engine took,
+ * and, while a command runs, again as the clock moves on (a command that
+ * never finishes keeps the rest: the host's bytes wait, as on a UART). */
+static void feed_all(struct fx *f, const uint8_t *p, size_t len)
+{
+    for (unsigned waits = 0; len && waits < 100;) {
+        size_t n = at_engine_feed(f->e, p, len);
+        if (n > len)
+            abort();
+        p += n;
+        len -= n;
+        if (!n) {
+            settle(f, 1);
+            waits++;
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uv_loop_t loop;
@@ -315,7 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (i < size && !ctl)
             continue;
         if (i > run) {
-            at_engine_feed(f.e, data + run, i - run);
+            feed_all(&f, data + run, i - run);
             settle(&f, 1);
         }
         run = i + 1;
