@@ -69,9 +69,9 @@ typedef int (*at_handler)(struct at_engine *e, enum at_form form, const struct a
 
 /** One row of a command table (STYLE.md 8). */
 struct at_cmd {
-    const char *name;  /**< "+QFOTADL", "E", "&D", "S3": matched case-insensitively */
-    unsigned forms;    /**< enum at_form bits the command accepts */
-    uint8_t min_args;  /**< SET form arity */
+    const char *name; /**< "+QFOTADL", "E", "&D", "S3": matched case-insensitively */
+    unsigned forms;   /**< enum at_form bits the command accepts */
+    uint8_t min_args; /**< SET form arity */
     uint8_t max_args;
     const char *types; /**< per argument: 'i' integer, 's' quoted string, '*' either; an
                             omitted (empty) argument passes any type check */
@@ -124,7 +124,7 @@ typedef void (*at_log_fn)(void *ud, int level, const char *msg);
 struct at_engine_cfg {
     at_output_fn output;
     void *output_ud;
-    unsigned line_max; /**< bytes of a command line after "AT"; 0: AT_LINE_MAX_DEFAULT */
+    unsigned line_max;   /**< bytes of a command line after "AT"; 0: AT_LINE_MAX_DEFAULT */
     uint64_t urc_gap_ms; /**< pause between a final result and the URCs queued behind it */
     uint64_t guard_ms;   /**< +++ guard time (S12-like); 0: 1000 */
     /** Passed to the callbacks below. */
@@ -176,7 +176,8 @@ void at_engine_after_result(struct at_engine *e, void (*fn)(void *ud), void *ud)
 /** Adds an information line to the response of the running command. The
  *  lines of one command are framed as one block (V1: CR LF before the
  *  first line, CR LF after each), as the module frames them. */
-void at_engine_reply(struct at_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void at_engine_reply(struct at_engine *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /** Finishes the pending command with @p result (AT_OK, AT_ERROR, a CME
  *  code); the rest of its command line then runs. */
@@ -188,13 +189,14 @@ void at_engine_finish(struct at_engine *e, int result);
 void at_engine_urc(struct at_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Writes text framed as a URC at once, bypassing the queue (DFOTA mode). */
-void at_engine_urc_now(struct at_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void at_engine_urc_now(struct at_engine *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /** Power state of the command interpreter. */
 enum at_input {
-    AT_INPUT_OFF,     /**< input ignored, no echo, URCs dropped (off / booting / DFOTA mode) */
-    AT_INPUT_ERROR,   /**< lines answered ERROR (between RDY and APP RDY) */
-    AT_INPUT_NORMAL,  /**< commands run */
+    AT_INPUT_OFF,    /**< input ignored, no echo, URCs dropped (off / booting / DFOTA mode) */
+    AT_INPUT_ERROR,  /**< lines answered ERROR (between RDY and APP RDY) */
+    AT_INPUT_NORMAL, /**< commands run */
 };
 
 /** Sets the input state; a change drops a half-typed line and any queued URCs
@@ -223,10 +225,10 @@ bool at_engine_busy(const struct at_engine *e);
 
 /** V.250 settings the basic commands read and change. */
 struct at_settings {
-    bool echo;    /**< ATE */
-    bool verbose; /**< ATV: text result codes */
-    bool quiet;   /**< ATQ: no result codes */
-    int cmee;     /**< AT+CMEE: 0 ERROR, 1 numeric, 2 text */
+    bool echo;      /**< ATE */
+    bool verbose;   /**< ATV: text result codes */
+    bool quiet;     /**< ATQ: no result codes */
+    int cmee;       /**< AT+CMEE: 0 ERROR, 1 numeric, 2 text */
     int s3, s4, s5; /**< line termination, response formatting, backspace characters */
 };
 

@@ -75,10 +75,10 @@ struct port_pty_cfg {
 
 /** Counters of a port, for the control socket and for tests. */
 struct port_stats {
-    uint64_t rx_bytes;  /**< bytes the host sent that were raised as on_data */
-    uint64_t tx_bytes;  /**< bytes handed to the host side */
-    uint64_t dropped;   /**< output bytes dropped: no host, or host closed before reading */
-    uint64_t io_events; /**< readiness callbacks of the data fd (a pty spinning shows here) */
+    uint64_t rx_bytes;   /**< bytes the host sent that were raised as on_data */
+    uint64_t tx_bytes;   /**< bytes handed to the host side */
+    uint64_t dropped;    /**< output bytes dropped: no host, or host closed before reading */
+    uint64_t io_events;  /**< readiness callbacks of the data fd (a pty spinning shows here) */
     uint64_t out_queued; /**< output bytes queued now, not yet taken by the host side */
     uint64_t out_peak;   /**< the most output ever queued at once */
     uint64_t in_held;    /**< input bytes read but not yet taken by on_data */

@@ -61,17 +61,17 @@ struct at_engine {
 
     /* line framing */
     struct at_line line;
-    char *last_line;  /* for A/ */
+    char *last_line; /* for A/ */
 
     /* execution of a line */
     bool busy;
-    char *exec;       /* the line being run, NUL-terminated, tokenized in place */
+    char *exec; /* the line being run, NUL-terminated, tokenized in place */
     size_t exec_pos;
     struct buf resp;
-    char numbuf[24];  /* the number of a basic command (ATE1) */
-    bool ended;       /* the current command was AT_F_LAST */
-    unsigned cmd_lines; /* information lines of the running command so far */
-    bool stalled;     /* feed took less than it was given: input_ready owed */
+    char numbuf[24];            /* the number of a basic command (ATE1) */
+    bool ended;                 /* the current command was AT_F_LAST */
+    unsigned cmd_lines;         /* information lines of the running command so far */
+    bool stalled;               /* feed took less than it was given: input_ready owed */
     void (*after_fn)(void *ud); /* at_engine_after_result() */
     void *after_ud;
 
@@ -109,7 +109,8 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void buf_addf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void buf_addf(struct buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void buf_addf(struct buf *b, const char *fmt, va_list ap)
 {
     char tmp[1024];
@@ -169,10 +170,15 @@ struct at_engine *at_engine_new(struct dclock *clk, const struct at_engine_cfg *
         e->cfg.line_max = AT_LINE_MAX_DEFAULT;
     if (!e->cfg.guard_ms)
         e->cfg.guard_ms = 1000;
-    e->log = (struct at_log){e->cfg.log, e->cfg.ud, e->cfg.log_level,
-                             e->cfg.name ? e->cfg.name : "at"};
-    e->set = (struct at_settings){
-        .echo = true, .verbose = true, .quiet = false, .cmee = 1, .s3 = '\r', .s4 = '\n', .s5 = '\b'};
+    e->log =
+        (struct at_log){e->cfg.log, e->cfg.ud, e->cfg.log_level, e->cfg.name ? e->cfg.name : "at"};
+    e->set = (struct at_settings){.echo = true,
+                                  .verbose = true,
+                                  .quiet = false,
+                                  .cmee = 1,
+                                  .s3 = '\r',
+                                  .s4 = '\n',
+                                  .s5 = '\b'};
     e->last_line = calloc(1, e->cfg.line_max + 1);
     e->exec = malloc(e->cfg.line_max + 1);
     if (at_line_init(&e->line, e->cfg.line_max, &e->set, &e->log) != 0 || !e->last_line ||
@@ -398,8 +404,8 @@ int at_result_errno(int err, int cme)
 static int handler_result(struct at_engine *e, const char *name, int result)
 {
     if (result < 0 && result >= -ERRNO_MAX) {
-        at_logf(&e->log, AT_LOG_WARN, "%s returned errno %d (%s): answered ERROR", name,
-                -result, strerror(-result));
+        at_logf(&e->log, AT_LOG_WARN, "%s returned errno %d (%s): answered ERROR", name, -result,
+                strerror(-result));
         return at_result_errno(result, 0);
     }
     return result;
@@ -662,8 +668,7 @@ static void run_line(struct at_engine *e)
             return;
         }
         struct at_args args = {0};
-        if (form == AT_FORM_SET &&
-            (!parse_args(argtext, &args) || !args_match(c, &args))) {
+        if (form == AT_FORM_SET && (!parse_args(argtext, &args) || !args_match(c, &args))) {
             end_line(e, c->bad_args > 0 ? c->bad_args : AT_ERROR);
             return;
         }

@@ -70,7 +70,7 @@ static void enter_state(struct at_escape *x, enum at_escape_state s, const char 
         if (x->clk)
             dclock_timer_stop(&x->timer);
         break;
-    case AT_ESC_ONE: /* the window for the other two */
+    case AT_ESC_ONE:   /* the window for the other two */
     case AT_ESC_THREE: /* the silence after the third */
         dclock_timer_start(&x->timer, x->guard_us / 1000);
         break;

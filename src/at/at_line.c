@@ -109,8 +109,7 @@ static enum at_line_event on_cr(struct at_line *l, char c, bool *quiet)
     return on_idle(l, c);
 }
 
-enum at_line_event at_line_feed(struct at_line *l, const uint8_t *buf, size_t *len,
-                                size_t *quiet)
+enum at_line_event at_line_feed(struct at_line *l, const uint8_t *buf, size_t *len, size_t *quiet)
 {
     size_t n = *len;
     *quiet = 0;

@@ -52,8 +52,7 @@ void at_line_reset(struct at_line *l, const char *why);
  *  ends a line or an "A/". On return *@p len is how many it took and
  *  *@p quiet how many of the first of them are no echo (the LF that follows
  *  a line's CR). */
-enum at_line_event at_line_feed(struct at_line *l, const uint8_t *buf, size_t *len,
-                                size_t *quiet);
+enum at_line_event at_line_feed(struct at_line *l, const uint8_t *buf, size_t *len, size_t *quiet);
 
 /** The line AT_LINE_DONE announced: its text after "AT", NUL-terminated,
  *  valid until the next feed; *@p overflow tells it was cut at max. */

@@ -74,10 +74,10 @@ struct port {
     bool rx_stopped; /* pace_in has stopped reading until rx_timer */
     bool rx_idle;    /* the kind found no input: the next input starts a new burst */
     /* flow control */
-    struct port_buf hold;          /* input read, not taken by on_data: offered again */
+    struct port_buf hold;           /* input read, not taken by on_data: offered again */
     struct dclock_timer hold_timer; /* offers it on the next turn */
-    bool rx_full;                  /* output above PORT_OUT_HIGH: input stopped */
-    bool rx_on;                    /* what want_read() was last told */
+    bool rx_full;                   /* output above PORT_OUT_HIGH: input stopped */
+    bool rx_on;                     /* what want_read() was last told */
     /* strict rate */
     bool strict;
     uint32_t warned_host_rate, warned_rate; /* the mismatch last warned about */

@@ -1,6 +1,7 @@
 /* Unit tests of the AT engine: line assembly, parsing, dispatch, result
  * formatting, URC queue, data mode and the +++ guard times — on a test
  * clock, with the output captured. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
-#include <errno.h>
+/* after the headers it needs */
+#include <cmocka.h>
 
 #include "at/at_line.h"
 #include "dfota/at.h"
@@ -35,7 +36,7 @@ struct fx {
     bool job;             /* cfg.job_running */
     char log[16384];      /* cfg.log */
     size_t log_len;
-    size_t after_at;      /* out_len when the after-result call ran */
+    size_t after_at; /* out_len when the after-result call ran */
     unsigned after_calls;
 };
 
@@ -279,10 +280,17 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof(*f));
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->clk = dclock_new_test(&f->loop);
-    struct at_engine_cfg cfg = {.output = capture, .output_ud = f, .urc_gap_ms = 10,
-                                .line_max = 64, .guard_ms = 1000, .ud = f,
-                                .input_ready = on_input_ready, .job_running = on_job_running,
-                                .log = on_log, .log_level = AT_LOG_DEBUG, .name = "UART"};
+    struct at_engine_cfg cfg = {.output = capture,
+                                .output_ud = f,
+                                .urc_gap_ms = 10,
+                                .line_max = 64,
+                                .guard_ms = 1000,
+                                .ud = f,
+                                .input_ready = on_input_ready,
+                                .job_running = on_job_running,
+                                .log = on_log,
+                                .log_level = AT_LOG_DEBUG,
+                                .name = "UART"};
     f->e = at_engine_new(f->clk, &cfg);
     assert_non_null(f->e);
     assert_int_equal(at_engine_add_table(f->e, cmds, sizeof(cmds) / sizeof(cmds[0]), f), 0);
@@ -609,8 +617,7 @@ static void test_lines_of_one_command_are_one_block(void **state)
     feed(f, "ATE0\r");
     clear(f);
     feed(f, "AT+TMULTI\r"); /* ATI as a BG95 frames it */
-    assert_string_equal(f->out,
-                        "\r\nQuectel\r\nBG95-M3\r\nRevision: BG95M3LAR02A03\r\n\r\nOK\r\n");
+    assert_string_equal(f->out, "\r\nQuectel\r\nBG95-M3\r\nRevision: BG95M3LAR02A03\r\n\r\nOK\r\n");
     clear(f);
     /* chained commands keep each one's own framing */
     feed(f, "AT+TMULTI;+CSQ;+TMULTI\r");
@@ -820,8 +827,8 @@ static void test_debug_logs_are_not_made_above_the_level(void **state)
 {
     struct fx *f = *state;
     at_engine_free(f->e);
-    struct at_engine_cfg cfg = {.output = capture, .output_ud = f, .ud = f,
-                                .log = on_log, .log_level = AT_LOG_INFO};
+    struct at_engine_cfg cfg = {
+        .output = capture, .output_ud = f, .ud = f, .log = on_log, .log_level = AT_LOG_INFO};
     f->e = at_engine_new(f->clk, &cfg);
     assert_non_null(f->e);
     at_engine_set_input(f->e, AT_INPUT_NORMAL);

@@ -32,8 +32,8 @@ struct fx {
     uint8_t rx[64 * 1024];
     size_t rx_len;
     unsigned rx_calls;
-    bool refuse;      /* on_data takes nothing */
-    size_t take_max;  /* on_data takes at most this a call (0: all) */
+    bool refuse;          /* on_data takes nothing */
+    size_t take_max;      /* on_data takes at most this a call (0: all) */
     size_t echo_per_byte; /* on_data writes this many bytes per byte taken */
     uint8_t echo_chunk[4096];
     bool host_ev[16];
@@ -352,8 +352,8 @@ static void test_input_stops_while_output_is_over_the_high_water_mark(void **sta
     (void)state;
     struct fx *f = fx_mem();
     port_mem_set_host_window(f->p, 1024);
-    f->take_max = 1;         /* the owner takes one byte (one command) a call */
-    f->echo_per_byte = 100;  /* and answers it with 100 bytes */
+    f->take_max = 1;        /* the owner takes one byte (one command) a call */
+    f->echo_per_byte = 100; /* and answers it with 100 bytes */
     memset(f->echo_chunk, 'r', sizeof(f->echo_chunk));
     static uint8_t in[20000];
     fill_pattern(in, sizeof(in));
