@@ -28,19 +28,37 @@ enum at_form {
     AT_FORM_SET = 1 << 3,  /**< AT+X=<args>, ATE1, ATS3=13 */
 };
 
-/** Handler results. A value above 0 is a +CME ERROR code. */
+/** Below every negative errno (-4095 .. -1): the engine's own results
+ *  live under it, so that a handler's result never reads as an errno nor
+ *  an errno as a result. */
+#define AT_RESULT_BASE (-0x10000)
+
+/** Handler results. A value above 0 is a +CME ERROR code; 0 and the values
+ *  below AT_RESULT_BASE are the engine's. A negative errno is no result:
+ *  turn it into one with at_result_errno(). */
 enum {
-    AT_OK = 0,       /**< final result OK */
-    AT_ERROR = -1,   /**< final result ERROR */
-    AT_PENDING = -2, /**< finishes later through at_engine_finish() */
-    AT_CONNECT = -3, /**< CONNECT: the handler has put the engine in data mode */
-    AT_NONE = -4,    /**< no final result (the handler wrote its own, e.g. a power-down) */
+    AT_OK = 0,                       /**< final result OK */
+    AT_ERROR = AT_RESULT_BASE - 1,   /**< final result ERROR */
+    AT_PENDING = AT_RESULT_BASE - 2, /**< finishes later through at_engine_finish() */
+    AT_CONNECT = AT_RESULT_BASE - 3, /**< CONNECT: the handler has put the engine in data mode */
+    AT_NONE = AT_RESULT_BASE - 4,    /**< no final result (the handler wrote its own, e.g. a
+                                          power-down) */
 };
 
-/** Flags of a command. */
+/** The one mapping from an error inside the code to what the module
+ *  answers (STYLE.md 4): @p err 0 is AT_OK; a negative errno is the CME
+ *  code @p cme when it is above 0, else AT_ERROR. A handler that holds a
+ *  negative errno returns this; the engine maps a stray errno a handler
+ *  returned the same way (as ERROR). */
+int at_result_errno(int err, int cme);
+
+/** Flags of a command, checked by the engine before the handler runs
+ *  (redis style). */
 enum at_cmd_flag {
     AT_F_NONE = 0,
     AT_F_LAST = 1 << 0, /**< nothing may follow it on the line (e.g. a reset) */
+    AT_F_JOB = 1 << 1,  /**< its SET form is refused with the row's @c busy result while the
+                             owner runs a DFOTA job (struct at_engine_cfg.job_running) */
 };
 
 /** A handler: @p args holds the parsed arguments of a SET form (empty for
@@ -51,15 +69,16 @@ typedef int (*at_handler)(struct at_engine *e, enum at_form form, const struct a
 
 /** One row of a command table (STYLE.md 8). */
 struct at_cmd {
-    const char *name;  /**< "+QFOTADL", "E", "&D", "S3": matched case-insensitively */
-    unsigned forms;    /**< enum at_form bits the command accepts */
-    uint8_t min_args;  /**< SET form arity */
+    const char *name; /**< "+QFOTADL", "E", "&D", "S3": matched case-insensitively */
+    unsigned forms;   /**< enum at_form bits the command accepts */
+    uint8_t min_args; /**< SET form arity */
     uint8_t max_args;
     const char *types; /**< per argument: 'i' integer, 's' quoted string, '*' either; an
                             omitted (empty) argument passes any type check */
     at_handler handler;
     unsigned flags; /**< enum at_cmd_flag */
     int bad_args;   /**< result when arity or types are wrong: a CME code, or 0 for ERROR */
+    int busy;       /**< result of a SET refused by AT_F_JOB: a CME code, or 0 for ERROR */
 };
 
 /** Argument count of a SET form. */
@@ -90,13 +109,40 @@ struct at_data_ops {
     void (*on_escape)(void *ud);
 };
 
+/** Log levels of struct at_engine_cfg.log. */
+enum at_log_level {
+    AT_LOG_WARN = 0,
+    AT_LOG_INFO = 1,
+    AT_LOG_DEBUG = 2, /**< state machine transitions */
+};
+
+/** Log sink: @p msg is one line without newline, already naming the
+ *  engine (its cfg.name) and valid only during the call. */
+typedef void (*at_log_fn)(void *ud, int level, const char *msg);
+
 /** Engine configuration; a zeroed struct selects the defaults. */
 struct at_engine_cfg {
     at_output_fn output;
     void *output_ud;
-    unsigned line_max; /**< bytes of a command line after "AT"; 0: AT_LINE_MAX_DEFAULT */
+    unsigned line_max;   /**< bytes of a command line after "AT"; 0: AT_LINE_MAX_DEFAULT */
     uint64_t urc_gap_ms; /**< pause between a final result and the URCs queued behind it */
     uint64_t guard_ms;   /**< +++ guard time (S12-like); 0: 1000 */
+    /** Passed to the callbacks below. */
+    void *ud;
+    /** The engine declined input (at_engine_feed() took less than it was
+     *  given because a command runs) and can take more now. Called once per
+     *  such stall, from wherever the command ended (at_engine_finish(), a
+     *  power state change): the owner offers the rest later, never from
+     *  inside this call. NULL: the owner polls. */
+    void (*input_ready)(void *ud);
+    /** Whether the owner runs a DFOTA job now (AT_F_JOB rows). NULL: never. */
+    bool (*job_running)(void *ud);
+    /** Log sink; NULL: silent. Messages above @c log_level are not made. */
+    at_log_fn log;
+    int log_level;
+    /** Names the engine in its log lines ("UART"); NULL: "at". Borrowed:
+     *  must outlive the engine. */
+    const char *name;
 };
 
 #define AT_LINE_MAX_DEFAULT 1024
@@ -113,11 +159,25 @@ void at_engine_free(struct at_engine *e);
  *  engine; @p ud is passed to its handlers. Returns 0 or -ENOMEM. */
 int at_engine_add_table(struct at_engine *e, const struct at_cmd *cmds, size_t n, void *ud);
 
-/** Feeds bytes the host sent. */
-void at_engine_feed(struct at_engine *e, const uint8_t *buf, size_t len);
+/** Feeds bytes the host sent; returns how many it took, oldest first. It
+ *  stops after each command line it ran (the owner offers the rest again,
+ *  checking in between whether its output has room), and takes nothing
+ *  while a command runs: the owner keeps what was not taken and offers it
+ *  again once cfg.input_ready is called. Data mode takes all it is given
+ *  (up to the end of the upload), input off takes and drops everything. */
+size_t at_engine_feed(struct at_engine *e, const uint8_t *buf, size_t len);
 
-/** Adds an information line to the response of the running command. */
-void at_engine_reply(struct at_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Runs @p fn(@p ud) once the running line's final result has been handed
+ *  to the output (e.g. AT+IPR switching the line rate after its OK), or
+ *  when the line is cut by input going off; at once when no line runs. One
+ *  such call is held at a time: a second replaces the first. */
+void at_engine_after_result(struct at_engine *e, void (*fn)(void *ud), void *ud);
+
+/** Adds an information line to the response of the running command. The
+ *  lines of one command are framed as one block (V1: CR LF before the
+ *  first line, CR LF after each), as the module frames them. */
+void at_engine_reply(struct at_engine *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /** Finishes the pending command with @p result (AT_OK, AT_ERROR, a CME
  *  code); the rest of its command line then runs. */
@@ -129,13 +189,14 @@ void at_engine_finish(struct at_engine *e, int result);
 void at_engine_urc(struct at_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Writes text framed as a URC at once, bypassing the queue (DFOTA mode). */
-void at_engine_urc_now(struct at_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void at_engine_urc_now(struct at_engine *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /** Power state of the command interpreter. */
 enum at_input {
-    AT_INPUT_OFF,     /**< input ignored, no echo, URCs dropped (off / booting / DFOTA mode) */
-    AT_INPUT_ERROR,   /**< lines answered ERROR (between RDY and APP RDY) */
-    AT_INPUT_NORMAL,  /**< commands run */
+    AT_INPUT_OFF,    /**< input ignored, no echo, URCs dropped (off / booting / DFOTA mode) */
+    AT_INPUT_ERROR,  /**< lines answered ERROR (between RDY and APP RDY) */
+    AT_INPUT_NORMAL, /**< commands run */
 };
 
 /** Sets the input state; a change drops a half-typed line and any queued URCs
@@ -164,10 +225,10 @@ bool at_engine_busy(const struct at_engine *e);
 
 /** V.250 settings the basic commands read and change. */
 struct at_settings {
-    bool echo;    /**< ATE */
-    bool verbose; /**< ATV: text result codes */
-    bool quiet;   /**< ATQ: no result codes */
-    int cmee;     /**< AT+CMEE: 0 ERROR, 1 numeric, 2 text */
+    bool echo;      /**< ATE */
+    bool verbose;   /**< ATV: text result codes */
+    bool quiet;     /**< ATQ: no result codes */
+    int cmee;       /**< AT+CMEE: 0 ERROR, 1 numeric, 2 text */
     int s3, s4, s5; /**< line termination, response formatting, backspace characters */
 };
 

@@ -16,6 +16,15 @@
  * While no host has the port open, output is dropped, as a real UART's bytes
  * are simply gone: a host that opens the port late never reads a stale
  * backlog.
+ *
+ * Flow control works as RTS/CTS would hold a real UART, both ways, and
+ * drops nothing: output the host does not read waits in the port's queue;
+ * while that queue is above PORT_OUT_HIGH the port stops reading input
+ * (the host's writes then wait in its own buffers) until it drains to
+ * PORT_OUT_LOW. The owner may take less input than it is offered (on_data
+ * returns how many bytes it took): the port keeps the rest, reads nothing
+ * new meanwhile, and offers it again right away when the owner took some,
+ * or after port_input_resume() when it took none.
  */
 #ifndef DFOTA_PORT_H
 #define DFOTA_PORT_H
@@ -29,16 +38,23 @@
 struct port;
 struct port_ops; /* the seam between the common part and a kind (port_int.h) */
 
-/** The most output a port queues (bytes written but not yet taken by the
- *  host); port_write() answers -ENOBUFS beyond it. */
-#define PORT_QUEUE_MAX (256u * 1024u)
+/** Output queued for the host (written, not yet taken) above which the
+ *  port stops reading input; it reads again once the queue is down to
+ *  PORT_OUT_LOW. What is queued beyond it is at most what the owner writes
+ *  for the input it already took (one command's reply). */
+#define PORT_OUT_HIGH (64u * 1024u)
+#define PORT_OUT_LOW (16u * 1024u)
 
 /** Events a port raises to its owner; every member is optional. @c ud is
  *  the pointer given to the constructor. A callback may call any port_*
  *  function on the port, port_close() included. */
 struct port_events {
-    /** Bytes the host sent; @p buf is valid only during the call. */
-    void (*on_data)(void *ud, const uint8_t *buf, size_t len);
+    /** Bytes the host sent; @p buf is valid only during the call. Returns
+     *  how many the owner took, oldest first. The port keeps the rest and
+     *  reads nothing new until it is taken: it offers it again at once
+     *  when some was taken (after checking its output queue), else once
+     *  the owner calls port_input_resume(). NULL events take everything. */
+    size_t (*on_data)(void *ud, const uint8_t *buf, size_t len);
     /** A host opened the port (first open: @p open true) or closed it (last
      *  close: false). Raised on changes only. */
     void (*on_host)(void *ud, bool open);
@@ -59,10 +75,13 @@ struct port_pty_cfg {
 
 /** Counters of a port, for the control socket and for tests. */
 struct port_stats {
-    uint64_t rx_bytes;  /**< bytes the host sent that were raised as on_data */
-    uint64_t tx_bytes;  /**< bytes handed to the host side */
-    uint64_t dropped;   /**< output bytes dropped: no host, or host closed before reading */
-    uint64_t io_events; /**< readiness callbacks of the data fd (a pty spinning shows here) */
+    uint64_t rx_bytes;   /**< bytes the host sent that were raised as on_data */
+    uint64_t tx_bytes;   /**< bytes handed to the host side */
+    uint64_t dropped;    /**< output bytes dropped: no host, or host closed before reading */
+    uint64_t io_events;  /**< readiness callbacks of the data fd (a pty spinning shows here) */
+    uint64_t out_queued; /**< output bytes queued now, not yet taken by the host side */
+    uint64_t out_peak;   /**< the most output ever queued at once */
+    uint64_t in_held;    /**< input bytes read but not yet taken by on_data */
 };
 
 /** Creates a pty port on @p clk's loop: a raw-mode pseudo-terminal at
@@ -106,6 +125,15 @@ void port_mem_set_host(struct port *p, bool open);
  *  port_host_rate() reports); 0: unknown. */
 void port_mem_set_host_rate(struct port *p, uint32_t bps);
 
+/** In-memory port: the most output the host side holds untaken (its
+ *  receive buffer); beyond it the module's writes wait in the port's queue,
+ *  as with a host that does not read. 0: the default (4 MiB). */
+void port_mem_set_host_window(struct port *p, size_t bytes);
+
+/** In-memory port: bytes the host sent that the module has not taken yet
+ *  (fed but not read, or read and held back). */
+size_t port_mem_unread(const struct port *p);
+
 /** Replaces the events of @p p and their @p ud (e.g. a modem taking over a
  *  port made by its creator); @p ev is copied, NULL clears them. */
 void port_set_events(struct port *p, const struct port_events *ev, void *ud);
@@ -113,13 +141,18 @@ void port_set_events(struct port *p, const struct port_events *ev, void *ud);
 /** Queues @p len bytes of @p buf (copied) for the host and sends what may
  *  leave now. The bytes of one call go out contiguously (in one write() to
  *  a pty when it takes them all), so a host reading in chunks never sees
- *  them split by a pause; paced output leaves at the line rate. While no
- *  host has the port open the bytes are dropped (counted in
- *  port_stats.dropped) and 0 is returned. In strict-rate mode a rate
- *  mismatch garbles them (port_set_strict_rate()). Returns 0, -ENOBUFS
- *  when the queue would exceed PORT_QUEUE_MAX (nothing is queued then),
+ *  them split by a pause; paced output leaves at the line rate. However
+ *  much is queued, the bytes are taken (a queue above PORT_OUT_HIGH stops
+ *  input instead). While no host has the port open the bytes are dropped
+ *  (counted in port_stats.dropped) and 0 is returned. In strict-rate mode
+ *  a rate mismatch garbles them (port_set_strict_rate()). Returns 0,
  *  -ENOMEM, or -EPIPE after port_close(). */
 int port_write(struct port *p, const void *buf, size_t len);
+
+/** The owner can take input again after on_data took none of what it was
+ *  offered: the port offers what it kept on the next turn of the loop
+ *  (a 0 ms clock timer; never from inside this call). */
+void port_input_resume(struct port *p);
 
 /** Closes @p p: stops its I/O and timers, drops queued output, raises no
  *  more events, removes its symlink (if it still points at this port's
@@ -163,8 +196,11 @@ uint32_t port_host_rate(const struct port *p);
 /** Strict rate mode: while on, output written while the host's speed
  *  (port_host_rate(), when known) differs from the line rate (when set) is
  *  delivered as a mismatched UART would deliver it (port_garble()), and a
- *  warning is logged once per mismatch. Normal mode leaves it off; DFOTA
- *  mode turns it on. Input is not garbled. */
+ *  warning is logged once per mismatch. The modem keeps its UART strict.
+ *  Input is not garbled. A pty whose host has not opened it follows the
+ *  line rate (its termios speed is set to it, and set back to it when the
+ *  last host closes), so a host that never sets a speed reads at the
+ *  rate the module runs at when it opens the port. */
 void port_set_strict_rate(struct port *p, bool strict);
 
 /** Simulates a receiver at @p rx_bps sampling 8N1 frames sent back to back

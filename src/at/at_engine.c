@@ -10,11 +10,13 @@
 
 #include "at_codes.h"
 #include "at_escape.h"
+#include "at_line.h"
+#include "at_log.h"
 
 #define AT_MAX_ARGS 16
 #define AT_MAX_TABLES 16
 #define AT_URC_QUEUE_MAX 64
-#define AT_PENDING_INPUT_MAX 4096
+#define ERRNO_MAX 4095 /* the largest errno a negative result can carry */
 
 struct at_arg {
     enum { ARG_EMPTY, ARG_INT, ARG_STR } type;
@@ -46,8 +48,6 @@ struct buf {
     size_t len, cap;
 };
 
-enum asm_state { ASM_IDLE, ASM_A, ASM_LINE };
-
 struct at_engine {
     struct dclock *clk;
     struct at_engine_cfg cfg;
@@ -57,24 +57,23 @@ struct at_engine {
     struct table tables[AT_MAX_TABLES];
     size_t ntables;
 
-    /* line assembly */
-    enum asm_state asm_state;
-    char *line;       /* cfg.line_max + 1 */
-    size_t line_len;
-    bool overflow;
-    char *last_line;  /* for A/ */
+    struct at_log log;
+
+    /* line framing */
+    struct at_line line;
+    char *last_line; /* for A/ */
 
     /* execution of a line */
     bool busy;
-    char *exec;       /* the line being run, NUL-terminated, tokenized in place */
+    char *exec; /* the line being run, NUL-terminated, tokenized in place */
     size_t exec_pos;
     struct buf resp;
-    char numbuf[24];  /* the number of a basic command (ATE1) */
-    bool ended;       /* the current command was AT_F_LAST */
-
-    /* input that arrived while a command ran */
-    uint8_t *pend;
-    size_t pend_len;
+    char numbuf[24];            /* the number of a basic command (ATE1) */
+    bool ended;                 /* the current command was AT_F_LAST */
+    unsigned cmd_lines;         /* information lines of the running command so far */
+    bool stalled;               /* feed took less than it was given: input_ready owed */
+    void (*after_fn)(void *ud); /* at_engine_after_result() */
+    void *after_ud;
 
     /* URCs */
     struct urc *urc_head, **urc_tail;
@@ -110,7 +109,8 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void buf_addf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void buf_addf(struct buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void buf_addf(struct buf *b, const char *fmt, va_list ap)
 {
     char tmp[1024];
@@ -138,10 +138,14 @@ static void output(struct at_engine *e, const char *s, size_t n)
         e->cfg.output(e->cfg.output_ud, s, n);
 }
 
-/* Frames one line of text as information text or a URC per ATV. */
-static void frame_line(const struct at_engine *e, struct buf *b, const char *text, size_t n)
+/* Frames one line of text as information text, a result or a URC per ATV:
+ * V1 "<CR><LF>text<CR><LF>", V0 "text<CR><LF>" (V.250 5.7.1). @p first is
+ * false for a further line of one command's information text, which V1
+ * joins to the one before it (no blank line between them). */
+static void frame_line(const struct at_engine *e, struct buf *b, const char *text, size_t n,
+                       bool first)
 {
-    if (e->set.verbose)
+    if (e->set.verbose && first)
         buf_add(b, "\r\n", 2);
     buf_add(b, text, n);
     buf_add(b, "\r\n", 2);
@@ -166,16 +170,23 @@ struct at_engine *at_engine_new(struct dclock *clk, const struct at_engine_cfg *
         e->cfg.line_max = AT_LINE_MAX_DEFAULT;
     if (!e->cfg.guard_ms)
         e->cfg.guard_ms = 1000;
-    e->line = malloc(e->cfg.line_max + 1);
+    e->log =
+        (struct at_log){e->cfg.log, e->cfg.ud, e->cfg.log_level, e->cfg.name ? e->cfg.name : "at"};
+    e->set = (struct at_settings){.echo = true,
+                                  .verbose = true,
+                                  .quiet = false,
+                                  .cmee = 1,
+                                  .s3 = '\r',
+                                  .s4 = '\n',
+                                  .s5 = '\b'};
     e->last_line = calloc(1, e->cfg.line_max + 1);
     e->exec = malloc(e->cfg.line_max + 1);
-    e->pend = malloc(AT_PENDING_INPUT_MAX);
-    if (!e->line || !e->last_line || !e->exec || !e->pend) {
+    if (at_line_init(&e->line, e->cfg.line_max, &e->set, &e->log) != 0 || !e->last_line ||
+        !e->exec) {
         at_engine_free(e);
         return NULL;
     }
-    e->set = (struct at_settings){
-        .echo = true, .verbose = true, .quiet = false, .cmee = 1, .s3 = '\r', .s4 = '\n', .s5 = '\b'};
+    e->esc.log = &e->log;
     e->urc_tail = &e->urc_head;
     dclock_timer_init(clk, &e->gap, on_gap, e);
     e->input = AT_INPUT_OFF;
@@ -205,10 +216,9 @@ void at_engine_free(struct at_engine *e)
     }
     drop_urcs(e);
     free(e->resp.p);
-    free(e->line);
+    at_line_fini(&e->line);
     free(e->last_line);
     free(e->exec);
-    free(e->pend);
     free(e);
 }
 
@@ -382,6 +392,25 @@ const char *at_cme_text(int code)
     return NULL;
 }
 
+int at_result_errno(int err, int cme)
+{
+    if (err >= 0)
+        return AT_OK;
+    return cme > 0 ? cme : AT_ERROR;
+}
+
+/* A negative errno a handler returned as it is: answered ERROR through the
+ * one mapping, and logged, since the handler should have mapped it. */
+static int handler_result(struct at_engine *e, const char *name, int result)
+{
+    if (result < 0 && result >= -ERRNO_MAX) {
+        at_logf(&e->log, AT_LOG_WARN, "%s returned errno %d (%s): answered ERROR", name, -result,
+                strerror(-result));
+        return at_result_errno(result, 0);
+    }
+    return result;
+}
+
 static void add_result(struct at_engine *e, struct buf *b, int result)
 {
     if (e->set.quiet)
@@ -391,7 +420,7 @@ static void add_result(struct at_engine *e, struct buf *b, int result)
         const char *text = e->set.cmee == 2 ? at_cme_text(result) : NULL;
         int n = text ? snprintf(tmp, sizeof(tmp), "+CME ERROR: %s", text)
                      : snprintf(tmp, sizeof(tmp), "+CME ERROR: %d", result);
-        frame_line(e, b, tmp, (size_t)n);
+        frame_line(e, b, tmp, (size_t)n, true);
         return;
     }
     static const struct {
@@ -408,7 +437,7 @@ static void add_result(struct at_engine *e, struct buf *b, int result)
         if (codes[i].result == result)
             idx = i;
     if (e->set.verbose) {
-        frame_line(e, b, codes[idx].text, strlen(codes[idx].text));
+        frame_line(e, b, codes[idx].text, strlen(codes[idx].text), true);
     } else {
         char tmp[8];
         int n = snprintf(tmp, sizeof(tmp), "%d\r", codes[idx].num);
@@ -430,8 +459,35 @@ void at_engine_reply(struct at_engine *e, const char *fmt, ...)
     buf_addf(&line, fmt, ap);
     va_end(ap);
     if (line.p)
-        frame_line(e, &e->resp, line.p, line.len);
+        frame_line(e, &e->resp, line.p, line.len, e->cmd_lines++ == 0);
     free(line.p);
+}
+
+/* Runs what waited for the end of the line (at_engine_after_result()). */
+static void run_after(struct at_engine *e)
+{
+    void (*fn)(void *) = e->after_fn;
+    e->after_fn = NULL;
+    if (fn)
+        fn(e->after_ud);
+}
+
+void at_engine_after_result(struct at_engine *e, void (*fn)(void *ud), void *ud)
+{
+    e->after_fn = fn;
+    e->after_ud = ud;
+    if (!e->busy)
+        run_after(e);
+}
+
+/* The engine can take input again: tells the owner if it declined some. */
+static void input_ready(struct at_engine *e)
+{
+    if (!e->stalled)
+        return;
+    e->stalled = false;
+    if (e->cfg.input_ready)
+        e->cfg.input_ready(e->cfg.ud);
 }
 
 /* Ends the running line with its final result and lets queued work go. */
@@ -443,19 +499,8 @@ static void end_line(struct at_engine *e, int result)
     e->busy = false;
     /* URCs, queued or yet to come, keep a gap after the final result */
     dclock_timer_start(&e->gap, e->cfg.urc_gap_ms);
-    if (e->pend_len) {
-        /* input that came while the command ran: assemble it now */
-        size_t n = e->pend_len;
-        uint8_t *tmp = malloc(n);
-        if (tmp) {
-            memcpy(tmp, e->pend, n);
-            e->pend_len = 0;
-            at_engine_feed(e, tmp, n);
-            free(tmp);
-        } else {
-            e->pend_len = 0;
-        }
-    }
+    run_after(e);
+    input_ready(e);
 }
 
 /* Handles the result of one command; returns whether the line goes on. */
@@ -486,7 +531,7 @@ void at_engine_finish(struct at_engine *e, int result)
         return;
     if (e->data_mode)
         at_engine_leave_data(e);
-    if (command_done(e, result))
+    if (command_done(e, handler_result(e, "a finished command", result)))
         run_line(e);
 }
 
@@ -613,48 +658,48 @@ static void run_line(struct at_engine *e)
         }
         void *ud = NULL;
         const struct at_cmd *c = lookup(e, name, &ud);
-        if (!c || !(c->forms & form)) {
+        if (!c) {
             end_line(e, AT_ERROR);
             return;
         }
+        /* the table's checks, before the handler runs (redis style) */
+        if (!(c->forms & form)) {
+            end_line(e, AT_CME_NOT_ALLOWED); /* ERROR under AT+CMEE=0 */
+            return;
+        }
         struct at_args args = {0};
-        if (form == AT_FORM_SET &&
-            (!parse_args(argtext, &args) || !args_match(c, &args))) {
+        if (form == AT_FORM_SET && (!parse_args(argtext, &args) || !args_match(c, &args))) {
             end_line(e, c->bad_args > 0 ? c->bad_args : AT_ERROR);
             return;
         }
+        if (form == AT_FORM_SET && (c->flags & AT_F_JOB) && e->cfg.job_running &&
+            e->cfg.job_running(e->cfg.ud)) {
+            end_line(e, c->busy > 0 ? c->busy : AT_ERROR);
+            return;
+        }
         e->ended = (c->flags & AT_F_LAST) != 0;
-        int result = c->handler(e, form, &args, ud);
+        e->cmd_lines = 0;
+        int result = handler_result(e, c->name, c->handler(e, form, &args, ud));
         if (!command_done(e, result))
             return;
     }
 }
 
-static void execute(struct at_engine *e)
+/* Runs a framed line; @p text is the line after "AT". */
+static void execute(struct at_engine *e, const char *text, bool overflow)
 {
-    e->line[e->line_len] = '\0';
-    bool overflow = e->overflow;
-    e->overflow = false;
-    e->line_len = 0;
-    e->asm_state = ASM_IDLE;
     e->busy = true;
     e->resp.len = 0;
     if (overflow || e->input == AT_INPUT_ERROR) {
         end_line(e, AT_ERROR);
         return;
     }
-    memcpy(e->last_line, e->line, strlen(e->line) + 1);
-    memcpy(e->exec, e->line, strlen(e->line) + 1);
+    size_t n = strlen(text) + 1;
+    if (text != e->last_line)
+        memcpy(e->last_line, text, n);
+    memcpy(e->exec, text, n);
     e->exec_pos = 0;
     run_line(e);
-}
-
-static void repeat_last(struct at_engine *e)
-{
-    size_t n = strlen(e->last_line);
-    memcpy(e->line, e->last_line, n + 1);
-    e->line_len = n;
-    execute(e);
 }
 
 /* ---- input ----------------------------------------------------------- */
@@ -690,7 +735,8 @@ static size_t feed_data(struct at_engine *e, const uint8_t *buf, size_t len)
     size_t used = 0;
     while (used < len && e->data_mode) {
         size_t want = data_remaining(e);
-        size_t room = want > e->esc.held ? want - e->esc.held : 1;
+        size_t held = at_escape_held(&e->esc);
+        size_t room = want > held ? want - held : 1;
         size_t n = len - used < room ? len - used : room;
         at_escape_feed(&e->esc, buf + used, n);
         used += n;
@@ -698,70 +744,41 @@ static size_t feed_data(struct at_engine *e, const uint8_t *buf, size_t len)
     return used;
 }
 
-void at_engine_feed(struct at_engine *e, const uint8_t *buf, size_t len)
+size_t at_engine_feed(struct at_engine *e, const uint8_t *buf, size_t len)
 {
-    size_t i = 0;
-    if (e->data_mode)
-        i = feed_data(e, buf, len);
-    if (i == len || e->input == AT_INPUT_OFF)
-        return;
-    if (e->busy) {
-        size_t n = len - i;
-        if (n > AT_PENDING_INPUT_MAX - e->pend_len)
-            n = AT_PENDING_INPUT_MAX - e->pend_len; /* a host flooding a busy module loses the rest */
-        memcpy(e->pend + e->pend_len, buf + i, n);
-        e->pend_len += n;
-        return;
-    }
-    const char s3 = (char)e->set.s3, s5 = (char)e->set.s5;
-    size_t echo_from = i;
-    for (; i < len; i++) {
-        char c = (char)buf[i];
-        switch (e->asm_state) {
-        case ASM_IDLE:
-            if (c == 'A' || c == 'a')
-                e->asm_state = ASM_A;
-            break;
-        case ASM_A:
-            if (c == 'T' || c == 't') {
-                e->asm_state = ASM_LINE;
-                e->line_len = 0;
-                e->overflow = false;
-            } else if (c == '/') {
-                if (e->set.echo)
-                    output(e, (const char *)buf + echo_from, i + 1 - echo_from);
-                echo_from = i + 1;
-                repeat_last(e);
-            } else if (c != 'A' && c != 'a') {
-                e->asm_state = ASM_IDLE;
-            }
-            break;
-        case ASM_LINE:
-            if (c == s3) {
-                if (e->set.echo)
-                    output(e, (const char *)buf + echo_from, i + 1 - echo_from);
-                echo_from = i + 1;
-                execute(e);
-            } else if (c == s5) {
-                if (e->line_len)
-                    e->line_len--;
-            } else if (c == (char)e->set.s4 || c == '\0') {
-                /* line feeds (and NULs) inside a line are not part of it */
-            } else if (e->line_len < e->cfg.line_max) {
-                e->line[e->line_len++] = c;
-            } else {
-                e->overflow = true;
-            }
-            break;
+    size_t used = 0;
+    while (used < len) {
+        if (e->input == AT_INPUT_OFF)
+            return len; /* nobody listens: the bytes are gone */
+        if (e->data_mode) {
+            used += feed_data(e, buf + used, len - used);
+            continue;
         }
-        if (e->busy || e->data_mode) {
-            /* a command is running: what follows waits for its result */
-            at_engine_feed(e, buf + i + 1, len - i - 1);
-            return;
+        if (e->busy) {
+            /* a command runs: the rest waits with the owner */
+            e->stalled = true;
+            return used;
+        }
+        size_t n = len - used, quiet;
+        enum at_line_event ev = at_line_feed(&e->line, buf + used, &n, &quiet);
+        if (e->set.echo && n > quiet)
+            output(e, (const char *)buf + used + quiet, n - quiet);
+        used += n;
+        bool overflow;
+        switch (ev) {
+        case AT_LINE_NONE:
+            break;
+        case AT_LINE_DONE: {
+            const char *text = at_line_text(&e->line, &overflow);
+            execute(e, text, overflow);
+            return used; /* one line a call: the owner checks its output in between */
+        }
+        case AT_LINE_REPEAT:
+            execute(e, e->last_line, false);
+            return used;
         }
     }
-    if (e->set.echo && len > echo_from)
-        output(e, (const char *)buf + echo_from, len - echo_from);
+    return used;
 }
 
 void at_engine_set_input(struct at_engine *e, enum at_input in)
@@ -769,9 +786,7 @@ void at_engine_set_input(struct at_engine *e, enum at_input in)
     if (e->input == in)
         return;
     e->input = in;
-    e->asm_state = ASM_IDLE;
-    e->line_len = 0;
-    e->pend_len = 0;
+    at_line_reset(&e->line, in == AT_INPUT_OFF ? "input off" : "input on");
     if (in == AT_INPUT_OFF) {
         if (e->data_mode)
             at_engine_leave_data(e);
@@ -779,6 +794,8 @@ void at_engine_set_input(struct at_engine *e, enum at_input in)
         e->resp.len = 0;
         dclock_timer_stop(&e->gap);
         drop_urcs(e);
+        run_after(e);
+        input_ready(e); /* what waited is taken now, and dropped */
     }
 }
 
@@ -818,7 +835,7 @@ static void post_urc(struct at_engine *e, bool now, const char *fmt, va_list ap)
     struct buf text = {0}, framed = {0};
     buf_addf(&text, fmt, ap);
     if (text.p)
-        frame_line(e, &framed, text.p, text.len);
+        frame_line(e, &framed, text.p, text.len, true);
     free(text.p);
     if (!framed.p)
         return;

@@ -351,9 +351,9 @@ static int h_qflds(struct at_engine *e, enum at_form form, const struct at_args 
 #define FILE_FORMS (AT_FORM_TEST | AT_FORM_SET)
 
 const struct at_cmd modem_cmds_file[] = {
-    {"+QFUPL", FILE_FORMS, 1, 4, "siii", h_qfupl, 0, FILE_ERR_BAD_PARAM},
-    {"+QFLST", FILE_FORMS | AT_FORM_EXEC, 1, 1, "s", h_qflst, 0, FILE_ERR_BAD_PARAM},
-    {"+QFDEL", FILE_FORMS, 1, 1, "s", h_qfdel, 0, FILE_ERR_BAD_PARAM},
-    {"+QFLDS", FILE_FORMS | AT_FORM_EXEC, 1, 1, "s", h_qflds, 0, FILE_ERR_BAD_PARAM},
+    {"+QFUPL", FILE_FORMS, 1, 4, "siii", h_qfupl, 0, FILE_ERR_BAD_PARAM, 0},
+    {"+QFLST", FILE_FORMS | AT_FORM_EXEC, 1, 1, "s", h_qflst, 0, FILE_ERR_BAD_PARAM, 0},
+    {"+QFDEL", FILE_FORMS, 1, 1, "s", h_qfdel, 0, FILE_ERR_BAD_PARAM, 0},
+    {"+QFLDS", FILE_FORMS | AT_FORM_EXEC, 1, 1, "s", h_qflds, 0, FILE_ERR_BAD_PARAM, 0},
 };
 const size_t modem_cmds_file_n = sizeof(modem_cmds_file) / sizeof(modem_cmds_file[0]);

@@ -103,9 +103,7 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
     struct modem_chan *c = CHAN(ud);
     struct modem *m = c->m;
     if (form == AT_FORM_TEST)
-        return AT_OK;
-    if (fota_busy(m->fota)) /* a package coming in on any port, or the update */
-        return FOTA_CME_BUSY;
+        return AT_OK; /* a SET form while the job runs got 591 from the table's AT_F_JOB */
     const char *url;
     if (at_args_str(a, 0, &url) == 0) {
         if (strcasecmp(url, "COM:") == 0)
@@ -221,7 +219,8 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
 }
 
 const struct at_cmd modem_cmds_fota[] = {
-    {"+QFOTADL", AT_FORM_TEST | AT_FORM_SET, 1, 3, "**i", h_qfotadl, 0, FOTA_CME_PARAM},
-    {"+QCFGEXT", AT_FORM_TEST | AT_FORM_SET, 1, 5, "sisss", h_qcfgext, 0, 0},
+    {"+QFOTADL", AT_FORM_TEST | AT_FORM_SET, 1, 3, "**i", h_qfotadl, AT_F_JOB, FOTA_CME_PARAM,
+     FOTA_CME_BUSY},
+    {"+QCFGEXT", AT_FORM_TEST | AT_FORM_SET, 1, 5, "sisss", h_qcfgext, 0, 0, 0},
 };
 const size_t modem_cmds_fota_n = sizeof(modem_cmds_fota) / sizeof(modem_cmds_fota[0]);

@@ -147,14 +147,14 @@ static int h_qpowd(struct at_engine *e, enum at_form form, const struct at_args 
 #define REG_FORMS (AT_FORM_READ | AT_FORM_TEST | AT_FORM_SET)
 
 const struct at_cmd modem_cmds_network[] = {
-    {"+CPIN", READ_TEST, 0, 0, "", h_cpin, 0, 0},
-    {"+CSQ", AT_FORM_EXEC | AT_FORM_TEST, 0, 0, "", h_csq, 0, 0},
-    {"+CREG", REG_FORMS, 1, 1, "i", h_creg, 0, AT_CME_INCORRECT_PARAMS},
-    {"+CEREG", REG_FORMS, 1, 1, "i", h_cereg, 0, AT_CME_INCORRECT_PARAMS},
-    {"+CGREG", REG_FORMS, 1, 1, "i", h_cgreg, 0, AT_CME_INCORRECT_PARAMS},
-    {"+COPS", READ_TEST, 0, 0, "", h_cops, 0, 0},
-    {"+CFUN", REG_FORMS, 1, 2, "ii", h_cfun, 0, AT_CME_INCORRECT_PARAMS},
+    {"+CPIN", READ_TEST, 0, 0, "", h_cpin, 0, 0, 0},
+    {"+CSQ", AT_FORM_EXEC | AT_FORM_TEST, 0, 0, "", h_csq, 0, 0, 0},
+    {"+CREG", REG_FORMS, 1, 1, "i", h_creg, 0, AT_CME_INCORRECT_PARAMS, 0},
+    {"+CEREG", REG_FORMS, 1, 1, "i", h_cereg, 0, AT_CME_INCORRECT_PARAMS, 0},
+    {"+CGREG", REG_FORMS, 1, 1, "i", h_cgreg, 0, AT_CME_INCORRECT_PARAMS, 0},
+    {"+COPS", READ_TEST, 0, 0, "", h_cops, 0, 0, 0},
+    {"+CFUN", REG_FORMS, 1, 2, "ii", h_cfun, 0, AT_CME_INCORRECT_PARAMS, 0},
     {"+QPOWD", AT_FORM_EXEC | AT_FORM_TEST | AT_FORM_SET, 1, 1, "i", h_qpowd, AT_F_LAST,
-     AT_CME_INCORRECT_PARAMS},
+     AT_CME_INCORRECT_PARAMS, 0},
 };
 const size_t modem_cmds_network_n = sizeof(modem_cmds_network) / sizeof(modem_cmds_network[0]);

@@ -79,11 +79,39 @@ static void chan_output(void *ud, const char *buf, size_t len)
     modem_chan_write(ud, buf, len);
 }
 
-static void chan_data(void *ud, const uint8_t *buf, size_t len)
+/* Input of an AT port: the engine takes what it can (one command line at
+ * a time, nothing while a command runs); the port keeps the rest and offers
+ * it again. The trace shows each byte once, when it first arrives. */
+static size_t chan_data(void *ud, const uint8_t *buf, size_t len)
 {
     struct modem_chan *c = ud;
-    trace(c->m, c, '<', buf, len);
-    at_engine_feed(c->at, buf, len);
+    size_t seen = c->traced < len ? c->traced : len;
+    trace(c->m, c, '<', buf + seen, len - seen);
+    size_t n = at_engine_feed(c->at, buf, len);
+    c->traced = len - n; /* the port offers these again first */
+    return n;
+}
+
+/* The engine can take input again: the port offers what it kept. */
+static void chan_input_ready(void *ud)
+{
+    struct modem_chan *c = ud;
+    if (c->port)
+        port_input_resume(c->port);
+}
+
+/* AT_F_JOB: the DFOTA job runs (a package coming in through any door, on
+ * any AT port, or the reset-and-update cycle). */
+static bool chan_job_running(void *ud)
+{
+    const struct modem *m = ((struct modem_chan *)ud)->m;
+    return m->fota && fota_busy(m->fota);
+}
+
+static void chan_log(void *ud, int level, const char *msg)
+{
+    struct modem_chan *c = ud;
+    modem_log(c->m, level, "%s", msg);
 }
 
 static void power_on(struct modem *m);
@@ -124,6 +152,7 @@ static int chan_port_open(struct modem_chan *c)
         return r;
     }
     c->own_port = true;
+    port_set_strict_rate(c->port, true);
     return 0;
 }
 
@@ -149,6 +178,12 @@ static int chan_open(struct modem *m, const char *name, struct port *given, cons
         .output = chan_output,
         .output_ud = c,
         .urc_gap_ms = m->timing->urc_gap,
+        .ud = c,
+        .input_ready = chan_input_ready,
+        .job_running = chan_job_running,
+        .log = chan_log,
+        .log_level = m->cfg.verbose,
+        .name = name,
     };
     c->at = at_engine_new(m->clk, &acfg);
     if (!c->at)
@@ -163,6 +198,7 @@ static int chan_open(struct modem *m, const char *name, struct port *given, cons
     if (!r && given) {
         c->port = given;
         port_set_events(given, &chan_events, c);
+        port_set_strict_rate(given, true);
     } else if (!r) {
         r = chan_port_open(c);
     }
@@ -224,30 +260,32 @@ void modem_profile_apply(struct modem *m, const struct modem_profile *p)
     modem_set_ipr(m, p->ipr);
 }
 
-static void apply_ipr(struct modem *m)
+/* The UART's line rate is AT+IPR's, in every power state (DFOTA mode sets
+ * its own, set_dfota_line()). Its port is strict (chan_open): a host reading
+ * at another speed gets what a mismatched UART delivers. */
+static void apply_ipr(void *ud)
 {
+    struct modem *m = ud;
     /* the UART only: the USB port has no line rate; --pace-uart (and the
      * realistic profile) make it a real UART's, bytes no faster either way */
     bool pace = m->cfg.pace_uart || m->timing->pace_uart;
     port_set_rate(m->chan[0].port, m->ipr, pace, pace);
 }
 
-static void on_ipr(struct dclock_timer *t)
-{
-    apply_ipr(t->data);
-}
-
 void modem_set_ipr(struct modem *m, uint32_t rate)
 {
     m->ipr = rate;
-    dclock_timer_stop(&m->ipr_timer);
+    at_engine_after_result(m->chan[0].at, NULL, NULL); /* a switch still owed is moot */
     apply_ipr(m);
 }
 
+/* AT+IPR: the UART switches right after the final result of the line that
+ * set it, when that line runs on the UART (its OK leaves at the old rate,
+ * the next byte at the new one); at once when it came on the USB port. */
 void modem_set_ipr_after_reply(struct modem *m, uint32_t rate)
 {
     m->ipr = rate;
-    dclock_timer_start(&m->ipr_timer, 0);
+    at_engine_after_result(m->chan[0].at, apply_ipr, m);
 }
 
 /* Stored as one line "E1 V1 Q0 CMEE1 D2 IPR115200". */
@@ -413,13 +451,11 @@ static void set_dfota_line(struct modem *m, bool on)
             modem_log(m, 0, "AT+IPR=%u is no DFOTA URC rate: reporting at 115200",
                       (unsigned)saved.ipr);
         port_set_rate(uart, rate, true, false);
-        port_set_strict_rate(uart, true);
         for (unsigned i = 1; i < m->nchan; i++)
             chan_port_close(&m->chan[i], NULL, NULL);
         return;
     }
     /* the reboot's cold state sets the rate again */
-    port_set_strict_rate(uart, false);
     for (unsigned i = 1; i < m->nchan; i++)
         if (!m->chan[i].port && !m->closing)
             chan_port_open(&m->chan[i]);
@@ -703,7 +739,6 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
     dclock_timer_init(m->clk, &m->power_timer, on_power_timer, m);
     dclock_timer_init(m->clk, &m->action_timer, on_action, m);
     dclock_timer_init(m->clk, &m->drain_timer, on_drain, m);
-    dclock_timer_init(m->clk, &m->ipr_timer, on_ipr, m);
 
     const char *dir = cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
     r = store_open_cfg(dir, &(struct store_cfg){.loop = loop}, &m->store);
@@ -769,7 +804,6 @@ fail:
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
     dclock_timer_stop(&m->drain_timer);
-    dclock_timer_stop(&m->ipr_timer);
     for (unsigned i = 0; i < m->nchan; i++)
         chan_port_close(&m->chan[i], NULL, NULL);
     fota_close(m->fota, NULL, NULL); /* nothing of it runs yet */
@@ -812,7 +846,6 @@ void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
     dclock_timer_stop(&m->drain_timer);
-    dclock_timer_stop(&m->ipr_timer);
     set_input(m, AT_INPUT_OFF);
     /* held until every close below is started */
     m->closing = 1;

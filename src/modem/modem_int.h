@@ -90,6 +90,7 @@ struct modem_chan {
     bool own_port;
     struct at_engine *at;
     struct modem_upload upload;
+    size_t traced; /* input bytes at the head of the port's next offer already traced */
 };
 
 #define MODEM_CHAN_MAX 2
@@ -118,7 +119,6 @@ struct modem {
     enum modem_power pending_power;
     struct dclock_timer drain_timer;  /* reboot after END once the UART is idle */
     uint32_t ipr;                     /* AT+IPR: the UART's rate */
-    struct dclock_timer ipr_timer;    /* applies a new rate after the OK is out */
     unsigned boot_step;
 
     char firmware[96];  /* AT+QGMR form */
@@ -170,8 +170,8 @@ int modem_profile_save(struct modem *m, const struct modem_profile *p, store_cb 
 void modem_profile_factory(struct modem_profile *p);
 /* What AT&W saved, or the factory settings. */
 void modem_profile_load(struct modem *m, struct modem_profile *p);
-/* AT+IPR: the UART's rate, at once, or (from the command) once its final
- * result is written at the old rate. */
+/* AT+IPR: the UART's rate, at once, or (from the command) once the final
+ * result of the UART's running line is written at the old rate. */
 void modem_set_ipr(struct modem *m, uint32_t rate);
 void modem_set_ipr_after_reply(struct modem *m, uint32_t rate);
 

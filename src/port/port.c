@@ -1,7 +1,7 @@
 /* port.c - the common part of every port (see include/dfota/port.h and
- * port_int.h): the output queue, pacing at the line rate, strict-rate
- * garbling, host tracking, events and the close sequence. The kinds
- * (port_pty.c, port_mem.c) only move bytes. */
+ * port_int.h): the output queue, pacing at the line rate, flow control,
+ * strict-rate garbling, host tracking, events and the close sequence. The
+ * kinds (port_pty.c, port_mem.c) only move bytes. */
 #include "port_int.h"
 
 #include <errno.h>
@@ -60,6 +60,7 @@ static bool paced_in(const struct port *p)
 
 static void on_tx_timer(struct dclock_timer *t);
 static void on_rx_timer(struct dclock_timer *t);
+static void on_hold_timer(struct dclock_timer *t);
 
 int port_int_init(struct port *p, const struct port_ops *ops, struct dclock *clk,
                   const struct port_events *ev, void *ud, const char *name, int verbose)
@@ -74,14 +75,17 @@ int port_int_init(struct port *p, const struct port_ops *ops, struct dclock *clk
     p->ud = ud;
     p->verbose = verbose;
     p->rx_idle = true;
+    p->rx_on = true; /* a kind starts reading */
     dclock_timer_init(clk, &p->tx_timer, on_tx_timer, p);
     dclock_timer_init(clk, &p->rx_timer, on_rx_timer, p);
+    dclock_timer_init(clk, &p->hold_timer, on_hold_timer, p);
     return 0;
 }
 
 void port_int_fini(struct port *p)
 {
     port_buf_free(&p->out);
+    port_buf_free(&p->hold);
     free(p->name);
     p->name = NULL;
 }
@@ -144,6 +148,82 @@ void port_buf_free(struct port_buf *b)
     *b = (struct port_buf){0};
 }
 
+/* ---- flow control -------------------------------------------------------- */
+
+/* Tells the kind whether to read: not while pacing waits, while input the
+ * owner has not taken is kept, or while the output queue is over the mark. */
+static void rx_update(struct port *p)
+{
+    if (p->closing)
+        return; /* the kind's I/O is stopped for good */
+    bool on = !p->rx_stopped && !p->hold.len && !p->rx_full;
+    if (on == p->rx_on)
+        return;
+    p->rx_on = on;
+    p->ops->want_read(p, on);
+}
+
+/* The output queue grew: over the high-water mark input stops. */
+static void out_grew(struct port *p)
+{
+    if (p->out.len > p->stats.out_peak)
+        p->stats.out_peak = p->out.len;
+    if (p->out.len > PORT_OUT_HIGH && !p->rx_full) {
+        p->rx_full = true;
+        port_int_log(p, 1, "host is not reading: %zu bytes queued, input stopped", p->out.len);
+        rx_update(p);
+    }
+}
+
+/* The output queue shrank: down at the low-water mark input goes on, what
+ * was kept first (on the next turn: this may run inside on_data). */
+static void out_drained(struct port *p)
+{
+    if (!p->rx_full || p->out.len > PORT_OUT_LOW)
+        return;
+    p->rx_full = false;
+    port_int_log(p, 1, "host reads again: input resumed");
+    if (p->hold.len)
+        dclock_timer_start(&p->hold_timer, 0);
+    rx_update(p);
+}
+
+/* Offers @p len bytes to the owner until it takes all, takes none, or the
+ * output queue goes over the mark; returns how many it took. */
+static size_t rx_offer(struct port *p, const uint8_t *buf, size_t len)
+{
+    size_t used = 0;
+    while (used < len && !p->closing && !p->rx_full) {
+        if (!p->ev.on_data)
+            return len; /* nobody takes input: it is gone */
+        size_t n = p->ev.on_data(p->ud, buf + used, len - used);
+        if (!n)
+            break;
+        used += n < len - used ? n : len - used;
+    }
+    return used;
+}
+
+/* Offers the kept input again. */
+static void on_hold_timer(struct dclock_timer *t)
+{
+    struct port *p = t->data;
+    if (p->closing || !p->hold.len)
+        return;
+    /* nothing is added to hold meanwhile: reading is stopped while it holds */
+    size_t n = rx_offer(p, p->hold.data + p->hold.head, p->hold.len);
+    if (p->closing)
+        return;
+    port_buf_consume(&p->hold, n);
+    rx_update(p);
+}
+
+void port_input_resume(struct port *p)
+{
+    if (!p->closing && p->hold.len && !p->rx_full)
+        dclock_timer_start(&p->hold_timer, 0);
+}
+
 /* Drops all queued output (the host will never read it). */
 static void queue_drop(struct port *p)
 {
@@ -154,6 +234,7 @@ static void queue_drop(struct port *p)
         p->tx_blocked = false;
         p->ops->want_write(p, false);
     }
+    out_drained(p);
 }
 
 /* Hands the host side what may leave now: all of the queue in one write
@@ -182,6 +263,7 @@ static void tx_pump(struct port *p)
         port_buf_consume(&p->out, (size_t)w);
         p->tx_pace.bytes += (uint64_t)w;
         p->stats.tx_bytes += (uint64_t)w;
+        out_drained(p);
         if ((size_t)w < n) {
             p->tx_blocked = true;
             p->ops->want_write(p, true);
@@ -239,8 +321,6 @@ int port_write(struct port *p, const void *buf, size_t len)
         p->stats.dropped += len;
         return 0;
     }
-    if (len > PORT_QUEUE_MAX)
-        return -ENOBUFS;
     const uint8_t *src = buf;
     uint8_t *garbled = NULL;
     uint32_t host_bps;
@@ -253,13 +333,14 @@ int port_write(struct port *p, const void *buf, size_t len)
         src = garbled;
     }
     bool was_idle = p->out.len == 0;
-    int rc = port_buf_append(&p->out, src, len, PORT_QUEUE_MAX);
+    int rc = port_buf_append(&p->out, src, len, SIZE_MAX);
     free(garbled);
     if (rc < 0)
         return rc;
     if (was_idle && !p->tx_blocked)
         pace_restart(&p->tx_pace, dclock_now_us(p->clk));
     tx_pump(p);
+    out_grew(p);
     return 0;
 }
 
@@ -272,7 +353,7 @@ bool port_output_idle(const struct port *p)
 
 size_t port_int_rx_budget(struct port *p)
 {
-    if (p->closing || p->rx_stopped)
+    if (p->closing || p->rx_stopped || p->hold.len || p->rx_full)
         return 0;
     if (!paced_in(p))
         return SIZE_MAX;
@@ -285,7 +366,7 @@ size_t port_int_rx_budget(struct port *p)
     if (budget)
         return budget > SIZE_MAX ? SIZE_MAX : (size_t)budget;
     p->rx_stopped = true;
-    p->ops->want_read(p, false);
+    rx_update(p);
     dclock_timer_start(&p->rx_timer, pace_wait_ms(&p->rx_pace, p->rate, now));
     return 0;
 }
@@ -296,7 +377,7 @@ static void rx_resume(struct port *p)
     if (!p->rx_stopped)
         return;
     p->rx_stopped = false;
-    p->ops->want_read(p, true);
+    rx_update(p);
 }
 
 static void on_rx_timer(struct dclock_timer *t)
@@ -310,8 +391,15 @@ void port_int_rx(struct port *p, const uint8_t *buf, size_t len)
         return;
     p->rx_pace.bytes += len;
     p->stats.rx_bytes += len;
-    if (p->ev.on_data)
-        p->ev.on_data(p->ud, buf, len);
+    size_t used = rx_offer(p, buf, len);
+    if (used == len || p->closing)
+        return;
+    /* kept whole: bounded by one read, since nothing is read while it holds */
+    if (port_buf_append(&p->hold, buf + used, len - used, SIZE_MAX) < 0) {
+        port_int_log(p, 0, "out of memory: %zu input bytes lost", len - used);
+        return;
+    }
+    rx_update(p);
 }
 
 void port_int_rx_idle(struct port *p)
@@ -406,6 +494,8 @@ bool port_host_open(const struct port *p)
 void port_get_stats(const struct port *p, struct port_stats *out)
 {
     *out = p->stats;
+    out->out_queued = p->out.len;
+    out->in_held = p->hold.len;
 }
 
 void port_close(struct port *p, void (*cb)(void *arg), void *arg)
@@ -417,8 +507,10 @@ void port_close(struct port *p, void (*cb)(void *arg), void *arg)
     p->close_arg = arg;
     dclock_timer_stop(&p->tx_timer);
     dclock_timer_stop(&p->rx_timer);
+    dclock_timer_stop(&p->hold_timer);
     p->stats.dropped += p->out.len;
-    port_buf_free(&p->out);
+    port_buf_free(&p->out); /* the input kept stays until the port is freed: on_data may
+                               still be reading it */
     p->ops->close(p);
 }
 

@@ -37,7 +37,8 @@ struct port_ops {
     ssize_t (*write)(struct port *p, const uint8_t *buf, size_t len);
     /** Starts/stops watching for the host side to take more output. */
     void (*want_write)(struct port *p, bool on);
-    /** Starts/stops reading input (pace_in stops it between bytes). */
+    /** Starts/stops reading input (pacing, flow control and input the
+     *  owner has not taken stop it). Called on changes only. */
     void (*want_read)(struct port *p, bool on);
     /** The host went away: drop output it has not read yet. Optional. */
     void (*discard)(struct port *p);
@@ -72,6 +73,11 @@ struct port {
     struct dclock_timer tx_timer, rx_timer;
     bool rx_stopped; /* pace_in has stopped reading until rx_timer */
     bool rx_idle;    /* the kind found no input: the next input starts a new burst */
+    /* flow control */
+    struct port_buf hold;           /* input read, not taken by on_data: offered again */
+    struct dclock_timer hold_timer; /* offers it on the next turn */
+    bool rx_full;                   /* output above PORT_OUT_HIGH: input stopped */
+    bool rx_on;                     /* what want_read() was last told */
     /* strict rate */
     bool strict;
     uint32_t warned_host_rate, warned_rate; /* the mismatch last warned about */
@@ -107,11 +113,14 @@ void port_int_log(const struct port *p, int level, const char *fmt, ...)
 
 /** How many input bytes the kind may read and raise now: SIZE_MAX when
  *  unpaced. 0 means wait: reading has been stopped (want_read(false)) and
- *  is resumed (want_read(true)) on a clock timer. */
+ *  is resumed (want_read(true)) when pacing, flow control or the owner
+ *  allow. */
 size_t port_int_rx_budget(struct port *p);
 
 /** The kind read @p len > 0 bytes of input: counts them and raises
- *  on_data. The port may be closing afterwards (check p->closing). */
+ *  on_data; what the owner does not take is kept (copied) and reading
+ *  stops until it is. The port may be closing afterwards (check
+ *  p->closing). */
 void port_int_rx(struct port *p, const uint8_t *buf, size_t len);
 
 /** The kind found no more input for now (the next input after it starts a
@@ -132,5 +141,9 @@ void port_int_closed(struct port *p);
 /** Reads the host's speed from the termios of tty @p fd (TCGETS2, so
  *  arbitrary rates read right); 0 when unknown. */
 uint32_t port_int_tty_speed(int fd);
+
+/** Sets the speed of tty @p fd to @p bps both ways (TCSETS2, BOTHER for any
+ *  rate). 0 or a negative errno. */
+int port_int_tty_set_speed(int fd, uint32_t bps);
 
 #endif

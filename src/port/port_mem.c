@@ -14,6 +14,7 @@ struct port_mem {
     struct port_buf in;      /* the host sent it, the module has not read it */
     struct port_buf to_host; /* the module sent it, the host has not taken it */
     uint32_t host_bps;
+    size_t host_window; /* the most to_host holds */
     bool reading;
     bool delivering;
 };
@@ -60,9 +61,9 @@ static void on_idle(uv_idle_t *h)
 static ssize_t mem_write(struct port *p, const uint8_t *buf, size_t len)
 {
     struct port_mem *m = mem_of(p);
-    size_t room = MEM_HOST_MAX - m->to_host.len;
+    size_t room = m->to_host.len < m->host_window ? m->host_window - m->to_host.len : 0;
     size_t n = len < room ? len : room;
-    int rc = port_buf_append(&m->to_host, buf, n, MEM_HOST_MAX);
+    int rc = port_buf_append(&m->to_host, buf, n, m->host_window);
     return rc < 0 ? rc : (ssize_t)n;
 }
 
@@ -142,6 +143,7 @@ int port_mem_new(struct dclock *clk, const struct port_events *ev, void *ud, str
     }
     m->idle.data = m;
     m->reading = true;
+    m->host_window = MEM_HOST_MAX;
     m->base.host_open = true;
     *out = &m->base;
     return 0;
@@ -181,4 +183,17 @@ void port_mem_set_host_rate(struct port *p, uint32_t bps)
     struct port_mem *m = mem_of(p);
     if (m)
         m->host_bps = bps;
+}
+
+void port_mem_set_host_window(struct port *p, size_t bytes)
+{
+    struct port_mem *m = mem_of(p);
+    if (m)
+        m->host_window = bytes ? bytes : MEM_HOST_MAX;
+}
+
+size_t port_mem_unread(const struct port *p)
+{
+    const struct port_mem *m = p->ops == &mem_ops ? (const struct port_mem *)p : NULL;
+    return m ? m->in.len + p->hold.len : 0;
 }

@@ -136,12 +136,31 @@ static void pty_want_read(struct port *p, bool on)
     pty_update_poll(pty_of(p));
 }
 
+/* While no host has it open, the line's speed follows the module's rate:
+ * a host that opens it and sets no speed reads at the module's rate. */
+static void pty_follow_rate(struct port *p, uint32_t bps)
+{
+    if (!bps || p->host_open)
+        return;
+    int rc = port_int_tty_set_speed(pty_of(p)->slave, bps);
+    if (rc < 0)
+        port_int_log(p, 0, "cannot set the line to %u bps: %s", bps, strerror(-rc));
+}
+
 /* The host closed: what it did not read would otherwise greet the next
- * host (a real UART's bytes are simply gone). */
+ * host (a real UART's bytes are simply gone), and the speed it set is
+ * not the next host's. */
 static void pty_discard(struct port *p)
 {
     if (tcflush(pty_of(p)->slave, TCIFLUSH) != 0)
         port_int_log(p, 0, "tcflush: %s", strerror(errno));
+    pty_follow_rate(p, p->rate);
+}
+
+static int pty_set_rate(struct port *p, uint32_t bps)
+{
+    pty_follow_rate(p, bps);
+    return 0;
 }
 
 static uint32_t pty_host_rate(const struct port *p)
@@ -291,6 +310,7 @@ static const struct port_ops pty_ops = {
     .want_write = pty_want_write,
     .want_read = pty_want_read,
     .discard = pty_discard,
+    .set_rate = pty_set_rate,
     .host_rate = pty_host_rate,
     .slave_path = pty_slave_path,
     .close = pty_close,

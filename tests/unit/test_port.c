@@ -32,6 +32,10 @@ struct fx {
     uint8_t rx[64 * 1024];
     size_t rx_len;
     unsigned rx_calls;
+    bool refuse;          /* on_data takes nothing */
+    size_t take_max;      /* on_data takes at most this a call (0: all) */
+    size_t echo_per_byte; /* on_data writes this many bytes per byte taken */
+    uint8_t echo_chunk[4096];
     bool host_ev[16];
     unsigned n_host;
     bool dtr_ev[16];
@@ -42,13 +46,23 @@ struct fx {
     int host;
 };
 
-static void on_data(void *ud, const uint8_t *buf, size_t len)
+/* Takes at most f->take_max bytes a call when set (0: all), none while
+ * f->refuse is set. */
+static size_t on_data(void *ud, const uint8_t *buf, size_t len)
 {
     struct fx *f = ud;
+    f->rx_calls++;
+    if (f->refuse)
+        return 0;
+    if (f->take_max && len > f->take_max)
+        len = f->take_max;
     size_t room = sizeof(f->rx) - f->rx_len;
     memcpy(f->rx + f->rx_len, buf, len < room ? len : room);
     f->rx_len += len < room ? len : room;
-    f->rx_calls++;
+    if (f->echo_per_byte) /* a module answering every byte it takes */
+        for (size_t i = 0; i < len; i++)
+            assert_int_equal(port_write(f->p, f->echo_chunk, f->echo_per_byte), 0);
+    return len;
 }
 
 static void on_host(void *ud, bool open)
@@ -208,6 +222,8 @@ static bool host_has_nothing(struct fx *f)
     return read(f->host, &c, 1) < 0 && errno == EAGAIN;
 }
 
+static void fill_pattern(uint8_t *buf, size_t len);
+
 /* ---- in-memory port ------------------------------------------------------ */
 
 static void test_mem_write_reaches_host_at_once(void **state)
@@ -290,18 +306,113 @@ static void test_mem_inject_dtr_raises_on_dtr(void **state)
     fx_finish(f);
 }
 
-static void test_write_beyond_queue_limit_is_enobufs(void **state)
+/* Takes what the host side holds, running the loop and the 0 ms timers
+ * in between, until @p want bytes came or nothing moves any more. */
+static size_t host_take_all(struct fx *f, uint8_t *out, size_t want)
+{
+    static char buf[8192];
+    size_t got = 0;
+    for (int idle = 0; got < want && idle < 3;) {
+        size_t n = port_mem_take(f->p, buf, sizeof(buf));
+        if (out && n)
+            memcpy(out + got, buf, n);
+        got += n;
+        dclock_test_advance(f->clk, 0);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        idle = n ? 0 : idle + 1;
+    }
+    return got;
+}
+
+static void test_write_of_any_size_is_queued_whole_for_a_host_that_does_not_read(void **state)
 {
     (void)state;
     struct fx *f = fx_mem();
-    /* paced at 9600 on a test clock: nothing leaves until time passes */
-    assert_int_equal(port_set_rate(f->p, 9600, true, false), 0);
-    uint8_t *big = calloc(1, PORT_QUEUE_MAX);
-    assert_int_equal(port_write(f->p, big, PORT_QUEUE_MAX - 10), 0);
-    assert_int_equal(port_write(f->p, big, 11), -ENOBUFS);
-    assert_int_equal(port_write(f->p, big, 10), 0);
+    port_mem_set_host_window(f->p, 1000); /* the host's buffer: then it stops reading */
+    size_t len = 1024 * 1024;
+    uint8_t *big = malloc(len), *got = malloc(len);
+    fill_pattern(big, len);
+    assert_int_equal(port_write(f->p, big, len), 0);
+    struct port_stats st;
+    port_get_stats(f->p, &st);
+    assert_int_equal(st.out_queued, len - 1000);
     assert_false(port_output_idle(f->p));
+    assert_int_equal(host_take_all(f, got, len), len);
+    assert_memory_equal(got, big, len);
+    assert_true(port_output_idle(f->p));
+    port_get_stats(f->p, &st);
+    assert_int_equal(st.dropped, 0);
     free(big);
+    free(got);
+    fx_finish(f);
+}
+
+static void test_input_stops_while_output_is_over_the_high_water_mark(void **state)
+{
+    (void)state;
+    struct fx *f = fx_mem();
+    port_mem_set_host_window(f->p, 1024);
+    f->take_max = 1;        /* the owner takes one byte (one command) a call */
+    f->echo_per_byte = 100; /* and answers it with 100 bytes */
+    memset(f->echo_chunk, 'r', sizeof(f->echo_chunk));
+    static uint8_t in[20000];
+    fill_pattern(in, sizeof(in));
+    port_mem_feed(f->p, in, sizeof(in));
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    struct port_stats st;
+    port_get_stats(f->p, &st);
+    /* input stopped once the queue passed the mark: one answer beyond it */
+    assert_true(st.out_queued > PORT_OUT_HIGH);
+    assert_true(st.out_queued <= PORT_OUT_HIGH + 100);
+    assert_int_equal(f->rx_len, (1024 + st.out_queued) / 100);
+    assert_int_equal(port_mem_unread(f->p), sizeof(in) - f->rx_len);
+    /* the host reads: every byte it sent is taken, in order, and every
+     * answer reaches it, the queue never much above the mark */
+    assert_int_equal(host_take_all(f, NULL, sizeof(in) * 100), sizeof(in) * 100);
+    assert_int_equal(f->rx_len, sizeof(in));
+    assert_memory_equal(f->rx, in, sizeof(in));
+    assert_int_equal(port_mem_unread(f->p), 0);
+    port_get_stats(f->p, &st);
+    assert_true(st.out_peak <= PORT_OUT_HIGH + 100);
+    assert_int_equal(st.dropped, 0);
+    fx_finish(f);
+}
+
+static void test_input_the_owner_declines_is_kept_and_offered_after_resume(void **state)
+{
+    (void)state;
+    struct fx *f = fx_mem();
+    f->refuse = true;
+    port_mem_feed(f->p, "ABCDEF", 6);
+    assert_int_equal(f->rx_calls, 1);
+    struct port_stats st;
+    port_get_stats(f->p, &st);
+    assert_int_equal(st.in_held, 6);
+    port_mem_feed(f->p, "GH", 2); /* nothing new is read meanwhile */
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->rx_calls, 1);
+    assert_int_equal(port_mem_unread(f->p), 8);
+    f->refuse = false;
+    port_input_resume(f->p);
+    assert_int_equal(f->rx_calls, 1); /* never from inside the call */
+    dclock_test_advance(f->clk, 0);
+    assert_int_equal(f->rx_len, 6);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* reading goes on */
+    assert_int_equal(f->rx_len, 8);
+    assert_memory_equal(f->rx, "ABCDEFGH", 8);
+    assert_int_equal(port_mem_unread(f->p), 0);
+    fx_finish(f);
+}
+
+static void test_input_taken_in_part_is_offered_again_at_once(void **state)
+{
+    (void)state;
+    struct fx *f = fx_mem();
+    f->take_max = 2;
+    port_mem_feed(f->p, "ABCDEFG", 7);
+    assert_int_equal(f->rx_len, 7);
+    assert_int_equal(f->rx_calls, 4);
+    assert_memory_equal(f->rx, "ABCDEFG", 7);
     fx_finish(f);
 }
 
@@ -403,12 +514,13 @@ static void test_close_is_async_and_drops_queued_output(void **state)
     fx_finish(f);
 }
 
-static void close_on_data(void *ud, const uint8_t *buf, size_t len)
+static size_t close_on_data(void *ud, const uint8_t *buf, size_t len)
 {
     struct fx *f = ud;
     (void)buf;
     f->rx_len += len;
     port_close(f->p, on_port_closed, &f->closed);
+    return len;
 }
 
 static void test_port_may_be_closed_from_its_own_event(void **state)
@@ -711,6 +823,59 @@ static void test_pty_host_rate_is_what_the_host_set(void **state)
     fx_finish(f);
 }
 
+static bool got_xyz(struct fx *f)
+{
+    return f->rx_len >= 3;
+}
+
+static void test_pty_input_waits_while_the_host_does_not_read_its_output(void **state)
+{
+    (void)state;
+    struct fx *f = fx_pty();
+    host_open(f);
+    size_t len = 256 * 1024;
+    uint8_t *big = malloc(len), *got = malloc(len);
+    fill_pattern(big, len);
+    assert_int_equal(port_write(f->p, big, len), 0);
+    for (int i = 0; i < 20; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    struct port_stats st;
+    port_get_stats(f->p, &st);
+    assert_true(st.out_queued > PORT_OUT_HIGH); /* the pty's own buffer is full */
+    assert_int_equal(write(f->host, "xyz", 3), 3);
+    for (int i = 0; i < 50; i++) {
+        struct pollfd pfd = {.fd = f->host, .events = POLLIN};
+        poll(&pfd, 1, 1);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(f->rx_len, 0); /* not read while the output waits */
+    assert_int_equal(host_read(f, got, len, 4096), len);
+    assert_memory_equal(got, big, len);
+    assert_true(run_until(f, got_xyz));
+    assert_memory_equal(f->rx, "xyz", 3);
+    free(big);
+    free(got);
+    fx_finish(f);
+}
+
+static void test_pty_line_follows_the_rate_while_no_host_has_it_open(void **state)
+{
+    (void)state;
+    struct fx *f = fx_pty();
+    assert_int_equal(port_set_rate(f->p, 921600, false, false), 0);
+    assert_int_equal(port_host_rate(f->p), 921600);
+    host_open(f); /* a host that sets no speed reads at the module's rate */
+    struct termios tio;
+    assert_int_equal(tcgetattr(f->host, &tio), 0);
+    assert_int_equal(cfgetospeed(&tio), B921600);
+    /* the host's line is the host's: a new rate does not change it */
+    assert_int_equal(port_set_rate(f->p, 9600, false, false), 0);
+    assert_int_equal(port_host_rate(f->p), 921600);
+    host_close(f); /* until it goes */
+    assert_int_equal(port_host_rate(f->p), 9600);
+    fx_finish(f);
+}
+
 static void test_pty_strict_rate_garbles_output_for_a_host_at_another_speed(void **state)
 {
     (void)state;
@@ -741,7 +906,10 @@ int main(void)
         cmocka_unit_test(test_mem_feed_raises_on_data),
         cmocka_unit_test(test_mem_host_close_raises_on_host_and_drops_output),
         cmocka_unit_test(test_mem_inject_dtr_raises_on_dtr),
-        cmocka_unit_test(test_write_beyond_queue_limit_is_enobufs),
+        cmocka_unit_test(test_write_of_any_size_is_queued_whole_for_a_host_that_does_not_read),
+        cmocka_unit_test(test_input_stops_while_output_is_over_the_high_water_mark),
+        cmocka_unit_test(test_input_the_owner_declines_is_kept_and_offered_after_resume),
+        cmocka_unit_test(test_input_taken_in_part_is_offered_again_at_once),
         cmocka_unit_test(test_paced_output_at_9600_releases_960_bytes_per_second),
         cmocka_unit_test(test_unpacing_releases_queued_output_at_once),
         cmocka_unit_test(test_paced_input_is_read_no_faster_than_the_rate),
@@ -764,6 +932,8 @@ int main(void)
         cmocka_unit_test(test_pty_paced_input_is_read_no_faster_than_the_rate),
         cmocka_unit_test(test_pty_host_rate_is_what_the_host_set),
         cmocka_unit_test(test_pty_strict_rate_garbles_output_for_a_host_at_another_speed),
+        cmocka_unit_test(test_pty_input_waits_while_the_host_does_not_read_its_output),
+        cmocka_unit_test(test_pty_line_follows_the_rate_while_no_host_has_it_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
