@@ -6,7 +6,9 @@
  *   - the AT round trip on B: idle (A idle too), during A's upload, during
  *     A's update; median and p99, and their ratio to idle;
  *   - the loop's stalls: a 1 ms repeating timer on the loop, the largest and
- *     the p99 gap beyond its period in each phase.
+ *     the p99 gap beyond its period in each phase, and the most CPU the
+ *     loop thread spent between two ticks (what it did itself, as opposed
+ *     to waiting for a core on a busy machine).
  *
  *   bench_loop [IDLE_ROUNDS]      (default 2000)
  *
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -56,7 +59,8 @@ struct bench {
     char dir[64], tty_a[96], tty_b[96], st_a[96], st_b[96];
     _Atomic int phase;
     _Atomic int a_state; /* 0 running, 1 upload done, 2 update done, -1 failed */
-    struct series rtt[PH_N], gap[PH_N];
+    struct series rtt[PH_N], gap[PH_N], busy[PH_N];
+    uint64_t last_cpu;
     uint8_t *pkg;
     size_t pkg_len;
     int rc;
@@ -64,16 +68,31 @@ struct bench {
 
 /* ---- the loop side ------------------------------------------------------ */
 
+/* CPU time of the calling thread, ns. */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Each tick: how late it came (wall time past its period: the loop was
+ * busy, or its thread was not running at all on a machine whose cores the
+ * host threads and the kernel's tty work also want), and how much CPU the
+ * loop thread itself spent since the last tick (what the loop really did:
+ * a blocking call or a long computation shows here, preemption does not). */
 static void on_tick(uv_timer_t *t)
 {
     struct bench *b = t->data;
-    uint64_t now = uv_hrtime();
+    uint64_t now = uv_hrtime(), cpu = thread_cpu_ns();
     int ph = atomic_load(&b->phase);
     if (b->last_tick && ph < PH_N) {
         uint64_t gap = now - b->last_tick;
         series_add(&b->gap[ph], gap > 1000000 ? gap - 1000000 : 0);
+        series_add(&b->busy[ph], cpu - b->last_cpu);
     }
     b->last_tick = now;
+    b->last_cpu = cpu;
 }
 
 static int closing;
@@ -224,14 +243,15 @@ static double pct_us(struct series *s, double p)
 static void report(struct bench *b)
 {
     double med0 = pct_us(&b->rtt[PH_IDLE], 0.5), p990 = pct_us(&b->rtt[PH_IDLE], 0.99);
-    printf("%-10s %7s %9s %9s %7s %7s %11s %11s\n", "phase", "AT n", "median us", "p99 us",
-           "med x", "p99 x", "stall p99ms", "stall maxms");
+    printf("%-10s %7s %9s %9s %7s %7s %11s %11s %11s\n", "phase", "AT n", "median us", "p99 us",
+           "med x", "p99 x", "late p99ms", "late max ms", "busy max ms");
     for (int ph = 0; ph < PH_N; ph++) {
         struct series *r = &b->rtt[ph], *g = &b->gap[ph];
         double med = pct_us(r, 0.5), p99 = pct_us(r, 0.99);
-        printf("%-10s %7u %9.1f %9.1f %7.2f %7.2f %11.3f %11.3f\n", phase_name[ph], r->n, med, p99,
-               med0 > 0 ? med / med0 : 0, p990 > 0 ? p99 / p990 : 0, pct_us(g, 0.99) / 1000.0,
-               pct_us(g, 1.0) / 1000.0);
+        printf("%-10s %7u %9.1f %9.1f %7.2f %7.2f %11.3f %11.3f %11.3f\n", phase_name[ph], r->n,
+               med, p99, med0 > 0 ? med / med0 : 0, p990 > 0 ? p99 / p990 : 0,
+               pct_us(g, 0.99) / 1000.0, pct_us(g, 1.0) / 1000.0,
+               pct_us(&b->busy[ph], 1.0) / 1000.0);
     }
 }
 
@@ -261,7 +281,8 @@ int main(int argc, char **argv)
     for (int ph = 0; ph < PH_N; ph++) {
         b.rtt[ph].v = malloc(MAX_SAMPLES * sizeof(uint64_t));
         b.gap[ph].v = malloc(MAX_SAMPLES * sizeof(uint64_t));
-        if (!b.rtt[ph].v || !b.gap[ph].v)
+        b.busy[ph].v = malloc(MAX_SAMPLES * sizeof(uint64_t));
+        if (!b.rtt[ph].v || !b.gap[ph].v || !b.busy[ph].v)
             return 1;
     }
     if (make_package(&b)) {
