@@ -8,7 +8,9 @@
 # bench/bench_com_upload.c:
 # dfota-sim beside a bare pty peer measured in the same run, then paced
 # uploads when dfota-sim has --pace-uart) and delta apply
-# (bench/bench_apply.c, beside zstd --patch-from; needs the zstd CLI).
+# (bench/bench_apply.c, beside zstd --patch-from; needs the zstd CLI), and
+# two modems on one loop (bench/bench_loop.c: one uploads and updates, the
+# other answers AT; its round trip and the loop's stalls against idle).
 # They print numbers and ratios and assert nothing; each takes under a
 # minute and removes what it made. Exits 1 if a benchmark failed.
 set -eu
@@ -21,7 +23,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
 
 rc=0
-for bench in bench_at_latency bench_com_upload bench_apply; do
+for bench in bench_at_latency bench_com_upload bench_apply bench_loop; do
     echo "== $bench"
     "$build/$bench" || rc=1
     echo
