@@ -364,7 +364,23 @@ int store_get(struct store *s, const char *key, char *val, size_t cap)
     return 0;
 }
 
-int store_set(struct store *s, const char *key, const char *val)
+/* How a settings change reaches the file: at once, or through the work
+ * queue (then @p cb follows). */
+typedef int (*settings_writer)(struct store *s, const char *key, const char *val, store_cb cb,
+                               void *ud);
+
+static int settings_write_now(struct store *s, const char *key, const char *val, store_cb cb,
+                              void *ud)
+{
+    (void)cb;
+    (void)ud;
+    return settings_write(s, key, val);
+}
+
+/* Sets @p key to @p val in memory once @p write has taken the settings
+ * with it. */
+static int set_with(struct store *s, const char *key, const char *val, settings_writer write,
+                    store_cb cb, void *ud)
 {
     size_t pos;
     if (!store__valid_key(key) || !val || !valid_value(val))
@@ -373,7 +389,7 @@ int store_set(struct store *s, const char *key, const char *val)
     if (rc < 0)
         return rc;
     char *k = strdup(key), *v = strdup(val);
-    rc = k && v ? settings_write(s, key, val) : -ENOMEM;
+    rc = k && v ? write(s, key, val, cb, ud) : -ENOMEM;
     if (rc < 0) {
         free(k);
         free(v);
@@ -383,14 +399,17 @@ int store_set(struct store *s, const char *key, const char *val)
     return 0;
 }
 
-int store_del(struct store *s, const char *key)
+/* Removes @p key from memory once @p write has taken the settings without
+ * it. */
+static int del_with(struct store *s, const char *key, settings_writer write, store_cb cb,
+                    void *ud)
 {
     size_t pos;
     if (!store__valid_key(key))
         return -EINVAL;
     if (!kv_find(s, key, &pos))
         return -ENOENT;
-    int rc = settings_write(s, key, NULL);
+    int rc = write(s, key, NULL, cb, ud);
     if (rc < 0)
         return rc;
     free(s->kv[pos].key);
@@ -398,42 +417,26 @@ int store_del(struct store *s, const char *key)
     memmove(&s->kv[pos], &s->kv[pos + 1], (s->n_kv - pos - 1) * sizeof(s->kv[0]));
     s->n_kv--;
     return 0;
+}
+
+int store_set(struct store *s, const char *key, const char *val)
+{
+    return set_with(s, key, val, settings_write_now, NULL, NULL);
+}
+
+int store_del(struct store *s, const char *key)
+{
+    return del_with(s, key, settings_write_now, NULL, NULL);
 }
 
 int store_set_async(struct store *s, const char *key, const char *val, store_cb cb, void *ud)
 {
-    size_t pos;
-    if (!store__valid_key(key) || !val || !valid_value(val))
-        return -EINVAL;
-    int rc = kv_find(s, key, &pos) ? 0 : kv_reserve(s);
-    if (rc < 0)
-        return rc;
-    char *k = strdup(key), *v = strdup(val);
-    rc = k && v ? settings_write_async(s, key, val, cb, ud) : -ENOMEM;
-    if (rc < 0) {
-        free(k);
-        free(v);
-        return rc;
-    }
-    kv_put(s, k, v); /* the snapshot queued already holds it */
-    return 0;
+    return set_with(s, key, val, settings_write_async, cb, ud);
 }
 
 int store_del_async(struct store *s, const char *key, store_cb cb, void *ud)
 {
-    size_t pos;
-    if (!store__valid_key(key))
-        return -EINVAL;
-    if (!kv_find(s, key, &pos))
-        return -ENOENT;
-    int rc = settings_write_async(s, key, NULL, cb, ud);
-    if (rc < 0)
-        return rc;
-    free(s->kv[pos].key);
-    free(s->kv[pos].val);
-    memmove(&s->kv[pos], &s->kv[pos + 1], (s->n_kv - pos - 1) * sizeof(s->kv[0]));
-    s->n_kv--;
-    return 0;
+    return del_with(s, key, settings_write_async, cb, ud);
 }
 
 /* ---- records ----------------------------------------------------------- */
