@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -874,6 +875,40 @@ static void test_slot_planted_symlink_is_never_followed(void **state)
     free(buf);
 }
 
+/* A write that fails on the worker (a file-size limit stands in for a full
+ * or failing flash) shows at the finish, and the package is what the file
+ * holds: the whole buffers before the failure, nothing torn. */
+static void test_slot_write_error_on_the_worker_shows_at_the_finish(void **state)
+{
+    struct fx *f = *state;
+    static uint8_t pkg[700 * 1024];
+    img_fill(pkg, sizeof(pkg), 7);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = 300 * 1024; /* the second 256 KiB buffer passes it */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct store_slot_writer *w;
+    assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
+    int rc = 0;
+    for (size_t off = 0; off < sizeof(pkg) && rc == 0; off += 4096) {
+        rc = store_slot_write(w, pkg + off, 4096);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    struct done d = {0};
+    store_slot_finish(w, slot_done_cb, &d);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    /* at a write, or else at the finish */
+    assert_true(rc == -EFBIG || d.result == -EFBIG);
+    assert_int_equal(d.calls, 1);
+    expect_read(f->s, slot_read, pkg, 256 * 1024);
+    if (rc == 0)
+        assert_int_equal(d.size, 256 * 1024);
+}
+
 /* ---- the work queue ---------------------------------------------------- */
 
 struct order {
@@ -1488,6 +1523,7 @@ int main(void)
         T(test_slot_finish_reports_once_written_and_syncs_behind),
         T(test_slot_untouched_until_the_first_byte),
         T(test_slot_abort_drops_what_is_only_in_memory),
+        T(test_slot_write_error_on_the_worker_shows_at_the_finish),
         T(test_slot_planted_symlink_is_never_followed),
         T(test_work_runs_one_at_a_time_in_order_and_flush_waits),
         T(test_set_async_is_seen_at_once_and_on_disk_at_the_callback),
