@@ -391,9 +391,9 @@ static const char *power_name(enum modem_power p)
 
 static void set_dfota_line(struct modem *m, bool on);
 
-static void enter_power(struct modem *m, enum modem_power p)
+static void enter_power(struct modem *m, enum modem_power p, const char *event)
 {
-    modem_log(m, 2, "power: %s -> %s", power_name(m->power), power_name(p));
+    modem_log(m, 2, "power: %s -> %s (%s)", power_name(m->power), power_name(p), event);
     m->power = p;
     dclock_timer_stop(&m->power_timer);
     if (p != PWR_NORMAL && p != PWR_APP_BOOT)
@@ -473,7 +473,7 @@ static void fota_urc_hook(void *ud, const char *text)
 static void fota_enter_hook(void *ud)
 {
     struct modem *m = ud;
-    enter_power(m, PWR_DFOTA);
+    enter_power(m, PWR_DFOTA, "DFOTA reset");
 }
 
 static void power_on(struct modem *m);
@@ -529,7 +529,7 @@ static void power_on(struct modem *m)
 {
     cold_state(m);
     if (!fota_resume(m->fota))
-        enter_power(m, PWR_BOOTING);
+        enter_power(m, PWR_BOOTING, "power on");
 }
 
 static void on_power_timer(struct dclock_timer *t)
@@ -537,10 +537,10 @@ static void on_power_timer(struct dclock_timer *t)
     struct modem *m = t->data;
     switch (m->power) {
     case PWR_BOOTING:
-        enter_power(m, PWR_APP_BOOT);
+        enter_power(m, PWR_APP_BOOT, "RDY time");
         break;
     case PWR_APP_BOOT:
-        enter_power(m, PWR_NORMAL);
+        enter_power(m, PWR_NORMAL, "APP RDY time");
         break;
     case PWR_NORMAL:
         if (m->boot_step < sizeof(boot_urcs) / sizeof(boot_urcs[0])) {
@@ -555,7 +555,7 @@ static void on_power_timer(struct dclock_timer *t)
     case PWR_STOPPING:
         for (unsigned i = 0; i < m->nchan; i++)
             at_engine_urc_now(m->chan[i].at, "NORMAL POWER DOWN");
-        enter_power(m, PWR_DOWN);
+        enter_power(m, PWR_DOWN, "powered down");
         if (m->ev.on_power_down)
             m->ev.on_power_down(m->ud);
         break;
@@ -571,7 +571,7 @@ static void on_power_timer(struct dclock_timer *t)
 static void on_action(struct dclock_timer *t)
 {
     struct modem *m = t->data;
-    enter_power(m, m->pending_power);
+    enter_power(m, m->pending_power, "command");
 }
 
 void modem_reset(struct modem *m)
