@@ -83,8 +83,6 @@ void modem_upload_done(struct modem_upload *u, int result)
         at_engine_reply(c->at, MODEM_UPLOAD_REPORT_FMT, sink->report, (unsigned long long)u->got,
                         u->sum);
     at_engine_finish(c->at, result);
-    if (result == AT_OK && sink->after)
-        sink->after(u, u->how);
 }
 
 static void upload_end(struct modem_upload *u, enum modem_upload_end how, int err)
@@ -223,7 +221,7 @@ static int efs_end(struct modem_upload *u, enum modem_upload_end how, int err)
     return AT_PENDING; /* answered once the file is in place, off the loop */
 }
 
-static const struct modem_upload_sink efs_sink = {"+QFUPL", efs_write, efs_end, NULL};
+static const struct modem_upload_sink efs_sink = {"+QFUPL", efs_write, efs_end};
 
 /* Optional integer argument @p i in [@p lo, @p hi], @p *v keeping its
  * default when omitted. */

@@ -61,7 +61,7 @@ static int com_end(struct modem_upload *u, enum modem_upload_end how, int err)
     return AT_ERROR;
 }
 
-static const struct modem_upload_sink com_sink = {"+QFOTADL", com_write, com_end, NULL};
+static const struct modem_upload_sink com_sink = {"+QFOTADL", com_write, com_end};
 
 static int com_upload(struct modem_chan *c, const struct at_args *a)
 {

@@ -596,12 +596,10 @@ struct modem_pending {
     int (*map)(int err);
 };
 
-static struct modem_pending *pending_new(struct modem_chan *c, int (*map)(int err))
+/* The final result of a store operation that ended with @p err. */
+static int pending_result(int (*map)(int err), int err)
 {
-    struct modem_pending *p = malloc(sizeof(*p));
-    if (p)
-        *p = (struct modem_pending){c, c->m->power_epoch, map};
-    return p;
+    return err == 0 ? AT_OK : map ? map(err) : AT_ERROR;
 }
 
 bool modem_answer_valid(const struct modem *m, unsigned epoch)
@@ -617,7 +615,7 @@ static void pending_done(void *ud, int result)
         modem_log(m, 0, "%s: a write to the state dir failed: %s", p->c->name, strerror(-result));
     /* a reset or a close since: nobody waits for this answer any more */
     if (modem_answer_valid(m, p->epoch))
-        at_engine_finish(p->c->at, result == 0 ? AT_OK : p->map ? p->map(result) : AT_ERROR);
+        at_engine_finish(p->c->at, pending_result(p->map, result));
     free(p);
 }
 
@@ -625,14 +623,15 @@ int modem_answer_later(struct modem_chan *c, int (*map)(int err),
                        int (*start)(struct modem_chan *c, const void *arg, store_cb cb, void *ud),
                        const void *arg)
 {
-    struct modem_pending *p = pending_new(c, map);
+    struct modem_pending *p = malloc(sizeof(*p));
     if (!p)
         return AT_ERROR;
+    *p = (struct modem_pending){c, c->m->power_epoch, map};
     int r = start(c, arg, pending_done, p);
     if (r == 0)
         return AT_PENDING;
     free(p);
-    return map ? map(r) : AT_ERROR;
+    return pending_result(map, r);
 }
 
 /* ---- lifecycle ------------------------------------------------------- */

@@ -59,8 +59,6 @@ struct modem_upload_sink {
      * final result, AT_OK printing the report, or AT_PENDING and calls
      * modem_upload_done() later. */
     int (*end)(struct modem_upload *u, enum modem_upload_end how, int err);
-    /* Optional: runs after the final result. */
-    void (*after)(struct modem_upload *u, enum modem_upload_end how);
 };
 
 /* A data-mode upload over an AT port. */
