@@ -1,6 +1,5 @@
 /* Unit tests of the URL parser of the net layer: a table of good URLs with
  * what they parse to, a table of bad ones, and Location resolution. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "dfota/net.h"
 
