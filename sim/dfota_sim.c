@@ -42,6 +42,9 @@ static void usage(FILE *f)
                "  --pace-uart        the UART carries bytes no faster than the AT+IPR rate\n"
                "                     (always in the realistic profile)\n"
                "  --preload-package FILE  put FILE in the NAND package slot at start (tests)\n"
+               "  --network-apns LIST the only APNs the network accepts a data call on, comma-\n"
+               "                     separated, case-insensitive (e.g. internet,iot.example;\n"
+               "                     default: any); the empty APN (network default) always is\n"
                "  --trace FILE       timestamped wire trace of both directions\n"
                "  -v                 more log on stderr (twice: debug)\n"
                "  --help, --version\n");
@@ -126,7 +129,7 @@ int main(int argc, char **argv)
     struct modem_cfg cfg = {0};
     enum {
         O_UART = 256, O_USB, O_STATE, O_MODEL, O_FW, O_PROFILE, O_SCALE, O_WAIT, O_TRACE,
-        O_OPAQUE, O_NOPCT, O_PACE, O_PRELOAD, O_HELP, O_VER
+        O_OPAQUE, O_NOPCT, O_PACE, O_PRELOAD, O_APNS, O_HELP, O_VER
     };
     static const struct option opts[] = {
         {"uart", required_argument, 0, O_UART},
@@ -135,6 +138,7 @@ int main(int argc, char **argv)
         {"no-percent-sign", no_argument, 0, O_NOPCT},
         {"pace-uart", no_argument, 0, O_PACE},
         {"preload-package", required_argument, 0, O_PRELOAD},
+        {"network-apns", required_argument, 0, O_APNS},
         {"state-dir", required_argument, 0, O_STATE},
         {"model", required_argument, 0, O_MODEL},
         {"firmware", required_argument, 0, O_FW},
@@ -156,6 +160,7 @@ int main(int argc, char **argv)
         case O_NOPCT: cfg.no_percent_sign = true; break;
         case O_PACE: cfg.pace_uart = true; break;
         case O_PRELOAD: cfg.preload_package = optarg; break;
+        case O_APNS: cfg.network_apns = optarg; break; /* argv lives as long as the modem */
         case O_STATE: cfg.state_dir = optarg; break;
         case O_MODEL: cfg.model = optarg; break;
         case O_FW: cfg.firmware = optarg; break;

@@ -55,6 +55,13 @@ struct modem_timing {
     uint32_t fota_stage;    /**< between DFOTA stages (RESETTING, START, END) */
     uint32_t update_ms_per_mb; /**< applying a delta: module time per MB of image (0: as fast as it runs) */
     bool pace_uart;         /**< the UART carries bytes no faster than the AT+IPR rate, both ways */
+    /* The data link of the network model (modem_int.h struct modem_net)
+     * and the timers of a DFOTA download (AT+QFOTADL=<HTTP(S) URL>): */
+    uint32_t link_rate_bps;   /**< link bandwidth in BYTES per second (0: unlimited) */
+    uint32_t link_latency_ms; /**< one-way latency the link adds (0: none) */
+    uint32_t dl_connect_timeout; /**< a download's connect (DNS, TCP, TLS) gives up after, ms */
+    uint32_t dl_stall_timeout; /**< no byte for this long: the download failed (704), ms */
+    uint32_t dl_progress_ms;   /**< least gap between two DOWNLOADING URCs, ms (0: every step) */
 };
 
 /** The profile called @p name (fast, standard, realistic), NULL if unknown. */
@@ -90,6 +97,10 @@ struct modem_cfg {
                                  realistic profile always is); off: as fast as the pty */
     int verbose;            /**< log level on stderr: 0 warnings, 1 info, 2 debug */
     const char *name;       /**< the instance's name in log lines; default the UART path */
+    /** APNs the network accepts a data call on: a comma-separated list,
+     *  matched case-insensitively ("internet,iot.example"); NULL: any APN.
+     *  An empty APN (the network's default) is always accepted. Borrowed. */
+    const char *network_apns;
     /* Seams (STYLE.md 11), NULL for the real thing: */
     struct dclock *clock;   /**< borrowed; NULL: a real clock at time_scale */
     struct port *uart;      /**< borrowed; NULL: a pty at uart_path. The modem sets its events. */

@@ -163,21 +163,17 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
  * BG95xA-GL V1.1 in the pages corpus do not list QCFGEXT "fota_apn"), so
  * the note's response table is the evidence. The test form prints the one
  * line a real BG95 (firmware 01.011) prints for it, syntax and all (issue 9).
- * Limits: an APN is at most 100 octets encoded (3GPP TS 23.003 9.1), 99
- * characters written out; user name and password at most 127 characters,
- * the same as AT+QICSGP takes. An empty APN ("") is a valid setting: the
- * network's default APN. The setting is saved at once ("The configurations
- * are saved automatically"), before OK; before any set the query answers
- * 0,"" (IPv4, no APN). */
-#define FOTA_APN_KEY "fota_apn"
-#define FOTA_APN_DEFAULT "0,\"\""
+ * Limits: MODEM_APN_MAX, MODEM_APN_CRED_MAX (modem_int.h). An empty APN
+ * ("") is a valid setting: the network's default APN. The setting is data
+ * of the network model (struct modem_fota_apn, modem_net.c, loaded at
+ * power-on; a download uses it through modem_download_apn()); it is saved
+ * at once ("The configurations are saved automatically"), before OK;
+ * before any set the query answers 0,"" (IPv4, no APN). */
 #define FOTA_APN_TEST "+QCFGEXT: \"fota_apn\",<iptype>,<apn>[,<username>,<password>]"
-#define APN_MAX 99
-#define APN_CRED_MAX 127
 
 static int save_setting(struct modem_chan *c, const void *arg, store_cb cb, void *ud)
 {
-    return store_set_async(c->m->store, FOTA_APN_KEY, arg, cb, ud);
+    return modem_fota_apn_save(c->m, arg, cb, ud);
 }
 
 static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_args *a, void *ud)
@@ -191,31 +187,25 @@ static int h_qcfgext(struct at_engine *e, enum at_form form, const struct at_arg
     if (at_args_str(a, 0, &name) != 0 || strcasecmp(name, "fota_apn") != 0)
         return AT_ERROR;
     unsigned n = at_args_count(a);
+    char v[16 + MODEM_APN_MAX + 2 * MODEM_APN_CRED_MAX];
     if (n == 1) {
-        char v[STORE_VAL_MAX + 1];
-        if (store_get(m->store, FOTA_APN_KEY, v, sizeof(v)) != 0)
-            snprintf(v, sizeof(v), "%s", FOTA_APN_DEFAULT);
-        at_engine_reply(e, "+QCFGEXT: \"fota_apn\",%s", v);
+        at_engine_reply(e, "+QCFGEXT: \"fota_apn\",%s",
+                        modem_fota_apn_format(&m->fota_apn, v, sizeof(v)));
         return AT_OK;
     }
     int64_t iptype;
-    const char *apn, *user = NULL, *pass = NULL;
+    struct modem_fota_apn f = {.creds = n == 5};
     if (n != 3 && n != 5)
         return AT_ERROR;
     if (at_args_int(a, 1, &iptype) != 0 || iptype < 0 || iptype > 2)
         return AT_ERROR;
-    if (!at_args_is_str(a, 2) || at_args_str(a, 2, &apn) != 0 || strlen(apn) > APN_MAX)
+    f.iptype = (int)iptype;
+    if (!modem_arg_str(a, 2, f.apn, MODEM_APN_MAX))
         return AT_ERROR;
-    if (n == 5 && (!at_args_is_str(a, 3) || !at_args_is_str(a, 4) ||
-                   at_args_str(a, 3, &user) != 0 || at_args_str(a, 4, &pass) != 0 ||
-                   strlen(user) > APN_CRED_MAX || strlen(pass) > APN_CRED_MAX))
+    if (n == 5 && (!modem_arg_str(a, 3, f.user, MODEM_APN_CRED_MAX) ||
+                   !modem_arg_str(a, 4, f.pass, MODEM_APN_CRED_MAX)))
         return AT_ERROR;
-    char v[16 + APN_MAX + 2 * APN_CRED_MAX];
-    if (user)
-        snprintf(v, sizeof(v), "%d,\"%s\",\"%s\",\"%s\"", (int)iptype, apn, user, pass);
-    else
-        snprintf(v, sizeof(v), "%d,\"%s\"", (int)iptype, apn);
-    return modem_answer_later(CHAN(ud), NULL, save_setting, v); /* OK once on the disk */
+    return modem_answer_later(CHAN(ud), NULL, save_setting, &f); /* OK once on the disk */
 }
 
 const struct at_cmd modem_cmds_fota[] = {

@@ -48,6 +48,8 @@ static int reg_cmd(struct at_engine *e, enum at_form form, const struct at_args 
     static const char *const names[] = {"+CREG", "+CEREG", "+CGREG"};
     static const int n_max[] = {2, 5, 2};
     int stat = k == REG_CREG ? m->net.creg : k == REG_CEREG ? m->net.cereg : m->net.cgreg;
+    if (k != REG_CREG && m->net.detached)
+        stat = 0; /* AT+CGATT=0: not registered for packet service, not searching */
     int64_t v;
     switch (form) {
     case AT_FORM_READ:
@@ -122,6 +124,8 @@ static int h_cfun(struct at_engine *e, enum at_form form, const struct at_args *
         if (m->cfun == 0 && fun != 0)
             modem_urc(m, "+CPIN: READY"); /* the SIM comes back */
         m->cfun = (int)fun;
+        if (fun != 1)
+            modem_net_radio_off(m); /* no radio, no PDN connection */
         return AT_OK;
     case AT_FORM_EXEC:
         break;

@@ -195,6 +195,8 @@ static int chan_open(struct modem *m, const char *name, struct port *given, cons
         r = at_engine_add_table(c->at, modem_cmds_fota, modem_cmds_fota_n, c);
     if (!r)
         r = at_engine_add_table(c->at, modem_cmds_file, modem_cmds_file_n, c);
+    if (!r)
+        r = at_engine_add_table(c->at, modem_cmds_pdp, modem_cmds_pdp_n, c);
     if (!r && given) {
         c->port = given;
         port_set_events(given, &chan_events, c);
@@ -521,6 +523,7 @@ static void cold_state(struct modem *m)
     modem_profile_apply(m, &p);
     m->cfun = 1;
     memset(m->reg_urc, 0, sizeof(m->reg_urc));
+    modem_net_power_on(m); /* saved PDP contexts and fota_apn; none active */
     fota_power_cycle(m->fota);
 }
 
@@ -767,7 +770,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
         modem_log(m, 0, "cannot make the firmware image of %s: %s", m->firmware, strerror(-r));
         goto fail;
     }
-    modem_net_default(&m->net);
+    modem_net_init(m);
     if (cfg->trace_path) {
         m->trace = fopen(cfg->trace_path, "ae");
         if (!m->trace) {

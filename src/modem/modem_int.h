@@ -23,12 +23,61 @@ enum modem_power {
     PWR_DOWN,      /* AT+QPOWD: off until the process restarts */
 };
 
-/* The network as the module sees it: one place, scriptable later. */
+/* The network as the module sees it: one place, set up from the cfg and
+ * the timing profile (modem_net_init()), read by every command that
+ * reports on it and by the download door (modem_net_data_ok()). */
 struct modem_net {
-    int rssi, ber;       /* AT+CSQ */
+    int rssi, ber;          /* AT+CSQ */
     int creg, cereg, cgreg; /* <stat> of each registration */
     int cops_mode, cops_format, act;
     char oper[64];
+    const char *apns;    /* APNs it accepts, comma-separated (cfg.network_apns); NULL: any */
+    uint32_t link_rate;  /* bytes/s of the data link (timing link_rate_bps); 0: unlimited */
+    uint32_t latency_ms; /* latency it adds (timing link_latency_ms) */
+    bool detached;       /* AT+CGATT=0: PS detached until AT+CGATT=1 or a power cycle */
+};
+
+/* Limits of an APN and of its credentials: an APN is at most 100 octets
+ * encoded (3GPP TS 23.003 9.1), 99 characters written out; user name and
+ * password at most 127 characters (AT+QICSGP's). */
+#define MODEM_APN_MAX 99
+#define MODEM_APN_CRED_MAX 127
+
+/* AT+QCFGEXT="fota_apn" (app note 2.2.4): the PDN a DFOTA download uses. */
+struct modem_fota_apn {
+    int iptype; /* 0 IPv4, 1 IPv6, 2 IPv4v6 */
+    char apn[MODEM_APN_MAX + 1];
+    bool creds; /* <username>,<password> were given (possibly empty) */
+    char user[MODEM_APN_CRED_MAX + 1];
+    char pass[MODEM_APN_CRED_MAX + 1];
+};
+
+/* PDP context types, X(id, AT+CGDCONT <PDP_type>, AT+QICSGP <context_type>;
+ * 0: none). */
+#define MODEM_PDP_TYPE_MAP(X)                                                                      \
+    X(IP, "IP", 1)                                                                                 \
+    X(IPV6, "IPV6", 2)                                                                             \
+    X(IPV4V6, "IPV4V6", 3)                                                                         \
+    X(NONIP, "NONIP", 0)
+
+enum modem_pdp_type {
+#define X(id, name, qi) MODEM_PDP_##id,
+    MODEM_PDP_TYPE_MAP(X)
+#undef X
+};
+
+/* One PDP context (AT+CGDCONT and AT+QICSGP write the same one). The
+ * definition is saved; the activation is not. */
+#define MODEM_PDP_MAX 16
+struct modem_pdp {
+    bool defined;
+    enum modem_pdp_type type;
+    char apn[MODEM_APN_MAX + 1];
+    char user[MODEM_APN_CRED_MAX + 1];
+    char pass[MODEM_APN_CRED_MAX + 1];
+    int auth;           /* AT+QICSGP <authentication>: 0 none, 1 PAP, 2 CHAP, 3 PAP or CHAP */
+    int d_comp, h_comp; /* AT+CGDCONT <d_comp>, <h_comp> */
+    bool active;        /* AT+QIACT: volatile */
 };
 
 /* Settings AT&W saves and ATZ restores. */
@@ -124,6 +173,8 @@ struct modem {
     int cfun;
     int reg_urc[3];     /* <n> of AT+CREG, +CEREG, +CGREG */
     struct modem_net net;
+    struct modem_fota_apn fota_apn;          /* loaded at power-on (modem_net_power_on()) */
+    struct modem_pdp pdp[MODEM_PDP_MAX + 1]; /* [1..MODEM_PDP_MAX], [0] unused */
     int dtr_mode;       /* AT&D */
 
     unsigned power_epoch; /* power-ups so far: an answer from an older one is not given */
@@ -173,8 +224,50 @@ void modem_profile_load(struct modem *m, struct modem_profile *p);
 void modem_set_ipr(struct modem *m, uint32_t rate);
 void modem_set_ipr_after_reply(struct modem *m, uint32_t rate);
 
-/* Network defaults */
-void modem_net_default(struct modem_net *n);
+/* ---- the network model (modem_net.c) ---- */
+
+/* Sets up the network of @p m from its cfg and timing profile. */
+void modem_net_init(struct modem *m);
+/* What a power-up or reset starts from: the saved settings (fota_apn, the
+ * PDP contexts) loaded from the store, every context deactivated, attached. */
+void modem_net_power_on(struct modem *m);
+/* The radio went off (AT+CFUN=0/4): every context is deactivated. */
+void modem_net_radio_off(struct modem *m);
+/* Whether the module is PS attached: radio on, PS registered (+CEREG or
+ * +CGREG <stat> 1 or 5) and not detached by AT+CGATT=0. */
+bool modem_net_attached(const struct modem *m);
+/* Whether the network accepts a data call on @p apn (NUL-terminated,
+ * borrowed): 0 when a data call can go now; -ENETUNREACH when the radio is
+ * off (AT+CFUN=0/4) or the module is not PS registered/attached; -EACCES
+ * when the network refuses the APN (not in --network-apns; "" is the
+ * network's default APN and always accepted). */
+int modem_net_data_ok(const struct modem *m, const char *apn);
+/* The APN a DFOTA download uses, copied into @p buf of @p cap bytes
+ * (truncated to fit) and returned: fota_apn's when set and non-empty, else
+ * PDP context 1's (AT+CGDCONT cid 1; "" when it is not defined). */
+const char *modem_download_apn(const struct modem *m, char *buf, size_t cap);
+
+/* Copies quoted string argument @p i of at most @p max characters into
+ * @p out (max + 1 bytes); false when it is absent, unquoted or longer. */
+bool modem_arg_str(const struct at_args *a, unsigned i, char *out, size_t max);
+
+/* fota_apn in the form AT+QCFGEXT="fota_apn" prints (and the store keeps):
+ * <iptype>,"<apn>"[,"<username>","<password>"]. Returns @p buf. */
+const char *modem_fota_apn_format(const struct modem_fota_apn *f, char *buf, size_t cap);
+/* Saves @p f under "fota_apn" off the loop and makes it the module's;
+ * @p cb as for store_set_async(). Returns 0 or a negative errno. */
+int modem_fota_apn_save(struct modem *m, const struct modem_fota_apn *f, store_cb cb, void *ud);
+/* Saves PDP context @p cid as it is in m->pdp (definition only); @p cb as
+ * for store_set_async(). */
+int modem_pdp_save(struct modem *m, int cid, store_cb cb, void *ud);
+/* The address an active context @p cid of type @p t has, deterministic
+ * (from the IMSI and the cid): "10.a.b.c", an IPv6 address for "IPV6". */
+const char *modem_pdp_addr(const struct modem *m, int cid, enum modem_pdp_type t, char *buf,
+                           size_t cap);
+/* The AT+CGDCONT name of @p t; the type called @p name (case-insensitive),
+ * -1 if none. */
+const char *modem_pdp_type_name(enum modem_pdp_type t);
+int modem_pdp_type_find(const char *name);
 
 /* Command tables of each feature, registered on every AT port. */
 extern const struct at_cmd modem_cmds_basic[];
@@ -185,6 +278,8 @@ extern const struct at_cmd modem_cmds_fota[];
 extern const size_t modem_cmds_fota_n;
 extern const struct at_cmd modem_cmds_file[];
 extern const size_t modem_cmds_file_n;
+extern const struct at_cmd modem_cmds_pdp[];
+extern const size_t modem_cmds_pdp_n;
 
 /* <check_sum> of AT+QFOTADL="COM:" and AT+QFUPL: XOR of big-endian 16-bit
  * words; @p offset is where @p buf starts in the file. */

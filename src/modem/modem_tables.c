@@ -25,11 +25,69 @@ const struct modem_model *modem_model_at(unsigned i)
 
 /* fast: CI, everything in tens of milliseconds; standard: seconds;
  * realistic: what a BG95 takes (boot ~5 s, a DFOTA update minutes), its
- * UART paced at the AT+IPR rate. */
+ * UART paced at the AT+IPR rate.
+ *
+ * The data link: fast and standard put no limit on it (tests and demos want
+ * the bytes through). realistic is an LTE-M (Cat-M1) link: the BG95's
+ * downlink peak is 588 kbit/s (375 kbit/s in half-duplex FDD), and a
+ * device in the field sees less (radio conditions, scheduling, TCP/TLS
+ * overhead), so 300000 bit/s = 37500 bytes/s of payload, with 100 ms of
+ * latency each way (LTE-M's typical round trip is 100-200 ms plus the
+ * server's). The download timers: fast fails quickly so that tests of a
+ * dead server end in a second or two; standard and realistic give a slow
+ * network the time a real module gives it. */
 static const struct modem_timing timings[] = {
-    {"fast", 30, 15, 5, 5, 40, 20, 20, 0, false},
-    {"standard", 1500, 500, 100, 20, 1000, 300, 500, 2000, false},
-    {"realistic", 4500, 1200, 300, 20, 3000, 1000, 2000, 60000, true},
+    {
+        .name = "fast",
+        .boot_rdy = 30,
+        .boot_app_rdy = 15,
+        .boot_urc_gap = 5,
+        .urc_gap = 5,
+        .reset = 40,
+        .power_down = 20,
+        .fota_stage = 20,
+        .update_ms_per_mb = 0,
+        .pace_uart = false,
+        .link_rate_bps = 0,
+        .link_latency_ms = 0,
+        .dl_connect_timeout = 2000,
+        .dl_stall_timeout = 1000,
+        .dl_progress_ms = 0,
+    },
+    {
+        .name = "standard",
+        .boot_rdy = 1500,
+        .boot_app_rdy = 500,
+        .boot_urc_gap = 100,
+        .urc_gap = 20,
+        .reset = 1000,
+        .power_down = 300,
+        .fota_stage = 500,
+        .update_ms_per_mb = 2000,
+        .pace_uart = false,
+        .link_rate_bps = 0,
+        .link_latency_ms = 0,
+        .dl_connect_timeout = 20000,
+        .dl_stall_timeout = 30000,
+        .dl_progress_ms = 200,
+    },
+    {
+        .name = "realistic",
+        .boot_rdy = 4500,
+        .boot_app_rdy = 1200,
+        .boot_urc_gap = 300,
+        .urc_gap = 20,
+        .reset = 3000,
+        .power_down = 1000,
+        .fota_stage = 2000,
+        .update_ms_per_mb = 60000,
+        .pace_uart = true,
+        .link_rate_bps = 300000 / 8,
+        .link_latency_ms = 100,
+        .dl_connect_timeout = 60000,
+        .dl_stall_timeout = 60000,
+        .dl_progress_ms = 1000,
+    },
 };
 
 const struct modem_timing *modem_timing_find(const char *name)
@@ -69,14 +127,4 @@ const char *modem_ipr_list(void)
     static const char list[] = MODEM_IPR_MAP(X);
 #undef X
     return list + 1;
-}
-
-void modem_net_default(struct modem_net *n)
-{
-    /* the network of the application note's 2.3 example */
-    *n = (struct modem_net){
-        .rssi = 26, .ber = 99, .creg = 1, .cereg = 1, .cgreg = 4,
-        .cops_mode = 0, .cops_format = 0, .act = 8,
-    };
-    strcpy(n->oper, "Telstra Mobile Telstra");
 }
