@@ -210,9 +210,28 @@ int fota_src_write(struct fota_src *s, const void *buf, size_t len);
 /** Bytes taken so far. */
 uint64_t fota_src_taken(const struct fota_src *s);
 
+/** The door has learnt the package's size (a download's Content-Length):
+ *  FOTA_DL_TOO_LARGE when it cannot fit the slot (nothing written yet), else
+ *  0. */
+int fota_src_expect(struct fota_src *s, uint64_t size);
+
+/** Back-pressure: whether @p s holds so much not yet on the flash that the
+ *  door should stop reading its peer (fota_src_write() never waits). */
+bool fota_src_full(const struct fota_src *s);
+
+/** @p cb(@p ud) runs on the loop once a full source has room again
+ *  (fota_src_full() false); NULL stops it. Never after fota_src_end(). */
+void fota_src_on_room(struct fota_src *s, void (*cb)(void *ud), void *ud);
+
 /** Ends @p s (which is freed): @p done(@p ud, ...) follows on the loop once
  *  the slot holds what arrived, except for FOTA_SRC_CUT, which calls
  *  nothing. */
 void fota_src_end(struct fota_src *s, enum fota_src_end how, fota_src_done done, void *ud);
+
+/** The door of the source that was ended last is going away (a reset, a
+ *  close) while the job still stores what it took: its done callback is
+ *  not called and nothing is triggered. Nothing when no source is being
+ *  stored. */
+void fota_src_forget(struct fota *f);
 
 #endif

@@ -217,6 +217,22 @@ int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len);
 /** The bytes taken so far through @p w (in the file or about to be). */
 uint64_t store_slot_written(const struct store_slot_writer *w);
 
+/** Bytes taken through @p w that are not in the file yet (in memory,
+ *  queued for a worker): what a fast door holds back on, since
+ *  store_slot_write() never waits. */
+uint64_t store_slot_backlog(const struct store_slot_writer *w);
+
+/** Above this backlog a door should stop taking bytes from its peer, and
+ *  go on once @p cb of store_slot_on_drain() says it went down to the low
+ *  mark. */
+#define STORE_SLOT_BACKLOG_HIGH (4u * 1024u * 1024u)
+#define STORE_SLOT_BACKLOG_LOW (1u * 1024u * 1024u)
+
+/** @p cb(@p ud) runs on the loop each time the backlog of @p w falls from
+ *  above STORE_SLOT_BACKLOG_LOW to it or below (a worker finished a
+ *  buffer). NULL stops it. Not called once @p w is finished or aborted. */
+void store_slot_on_drain(struct store_slot_writer *w, void (*cb)(void *ud), void *ud);
+
 /** Ends @p w: what it still holds is written on a worker; then
  *  @p cb(@p ud, result, size) runs on the loop once the whole package is
  *  written (a kill -9 of the process can no longer lose it: the page cache

@@ -360,8 +360,7 @@ void fota_set_trigger_mode(struct fota *f, int mode)
 void fota_power_cycle(struct fota *f)
 {
     f->trigger_mode = 1;
-    if (f->src && f->state == JOB_RECEIVED)
-        f->src->cut = true; /* its store completes, but nobody is told */
+    fota_src_forget(f);
 }
 
 const char *fota_firmware(const struct fota *f)
@@ -489,6 +488,26 @@ uint64_t fota_src_taken(const struct fota_src *s)
     return store_slot_written(s->w);
 }
 
+int fota_src_expect(struct fota_src *s, uint64_t size)
+{
+    if (size > s->f->cfg.slot_capacity) {
+        jlog(s->f, 0, "a package of %llu bytes cannot fit the slot's %llu",
+             (unsigned long long)size, (unsigned long long)s->f->cfg.slot_capacity);
+        return FOTA_DL_TOO_LARGE;
+    }
+    return 0;
+}
+
+bool fota_src_full(const struct fota_src *s)
+{
+    return store_slot_backlog(s->w) > STORE_SLOT_BACKLOG_HIGH;
+}
+
+void fota_src_on_room(struct fota_src *s, void (*cb)(void *ud), void *ud)
+{
+    store_slot_on_drain(s->w, cb, ud);
+}
+
 /* The source is over with @p result: the door hears it, then the trigger. */
 static void src_over(struct fota *f, struct fota_src *s, int result)
 {
@@ -575,6 +594,12 @@ void fota_src_end(struct fota_src *s, enum fota_src_end how, fota_src_done done,
     enter(f, JOB_RECEIVED, 0, how == FOTA_SRC_COMPLETE ? "complete" : "stopped");
     f->works++;
     store_slot_finish(s->w, src_stored, s);
+}
+
+void fota_src_forget(struct fota *f)
+{
+    if (f->src && f->state == JOB_RECEIVED)
+        f->src->cut = true; /* its store completes, but nobody is told */
 }
 
 /* ---- the update cycle -------------------------------------------------- */

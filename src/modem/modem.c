@@ -398,9 +398,11 @@ static void enter_power(struct modem *m, enum modem_power p, const char *event)
     modem_log(m, 2, "power: %s -> %s (%s)", power_name(m->power), power_name(p), event);
     m->power = p;
     dclock_timer_stop(&m->power_timer);
-    if (p != PWR_NORMAL && p != PWR_APP_BOOT)
+    if (p != PWR_NORMAL && p != PWR_APP_BOOT) {
         for (unsigned i = 0; i < m->nchan; i++)
             modem_upload_abort(&m->chan[i]);
+        modem_dl_abort(m, NULL, NULL);
+    }
     switch (p) {
     case PWR_OFF:
     case PWR_DOWN:
@@ -856,6 +858,8 @@ void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
         m->closing++;
         chan_port_close(&m->chan[i], close_step, m);
     }
+    m->closing++;
+    modem_dl_abort(m, close_step, m); /* before the job: it ends the job's source */
     struct fota *f = m->fota;
     m->fota = NULL;
     m->closing++;

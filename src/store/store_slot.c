@@ -27,6 +27,9 @@ struct store_slot_writer {
     uint8_t *fill;    /* the buffer being filled, fill_len bytes of it */
     size_t fill_len;
     int err;          /* a worker's error not yet reported */
+    uint64_t queued;  /* handed to workers, not yet in the file */
+    void (*drained)(void *ud); /* the backlog went down to STORE_SLOT_BACKLOG_LOW */
+    void *drained_ud;
     void (*cb)(void *ud, int result, uint64_t size);
     void *ud;
     /* worker */
@@ -81,8 +84,12 @@ static void chunk_done(void *ud, int result)
         w->taken = c->flushed;
         w->fill_len = 0;
     }
+    uint64_t before = w->queued;
+    w->queued -= c->len;
     free(c->buf);
     free(c);
+    if (w->drained && before > STORE_SLOT_BACKLOG_LOW && w->queued <= STORE_SLOT_BACKLOG_LOW)
+        w->drained(w->drained_ud);
 }
 
 /* Hands the filled buffer to the queue; the writer takes a fresh one. */
@@ -102,6 +109,7 @@ static int slot_submit(struct store_slot_writer *w)
         free(next);
         return rc;
     }
+    w->queued += w->fill_len;
     w->fill = next;
     w->fill_len = 0;
     return 0;
@@ -170,6 +178,17 @@ uint64_t store_slot_written(const struct store_slot_writer *w)
     return w->taken;
 }
 
+uint64_t store_slot_backlog(const struct store_slot_writer *w)
+{
+    return w->queued + w->fill_len;
+}
+
+void store_slot_on_drain(struct store_slot_writer *w, void (*cb)(void *ud), void *ud)
+{
+    w->drained = cb;
+    w->drained_ud = ud;
+}
+
 /* The last work items of a writer. The end item runs after every chunk (the
  * queue is in order) and reports; the fsync follows; close() ends an
  * aborted writer. Each frees the writer once it is the last. */
@@ -219,6 +238,7 @@ static void slot_end(struct store_slot_writer *w, bool drop, int (*run)(void *),
                      void (*done)(void *, int))
 {
     w->s->slot_writer = NULL;
+    w->drained = NULL; /* the door is done with it */
     if (!drop && w->fill_len && !w->err && slot_submit(w) != 0)
         w->err = -ENOMEM;
     w->fill_len = 0;
