@@ -5,10 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dfota/net.h"
 #include "modem_int.h"
 
 #define CHAN(ud) ((struct modem_chan *)(ud))
-#define URL_MAX 700 /* <HTTP_URL>/<CoAP_URL>: "The maximum length is 700 bytes" */
 #define COM_TIMEOUT_DEFAULT_S 5
 
 /* ---- AT+QFOTADL="COM:",<file_size>[,<timeout>] (2.2.3.3) -------------- */
@@ -82,15 +82,6 @@ static int com_upload(struct modem_chan *c, const struct at_args *a)
 
 /* ---- AT+QFOTADL ---------------------------------------------------- */
 
-static bool url_scheme_ok(const char *url)
-{
-    static const char *const schemes[] = {"http://", "https://", "coap://", "coaps://"};
-    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-        if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
-            return url[strlen(schemes[i])] != '\0';
-    return false;
-}
-
 static int delete_package(struct modem_chan *c, const void *arg, store_cb cb, void *ud)
 {
     (void)arg;
@@ -108,11 +99,17 @@ static int h_qfotadl(struct at_engine *e, enum at_form form, const struct at_arg
     if (at_args_str(a, 0, &url) == 0) {
         if (strcasecmp(url, "COM:") == 0)
             return com_upload(c, a);
-        if (at_args_count(a) != 1 || strlen(url) > URL_MAX || !url_scheme_ok(url))
+        enum net_scheme scheme;
+        /* a URL's scheme and length are checked at command time (590);
+         * what follows the scheme by the download, which ends with 705
+         * when it does not parse ("http://" alone too) */
+        if (at_args_count(a) != 1 || strlen(url) > NET_URL_MAX || net_url_scheme(url, &scheme) != 0)
             return FOTA_CME_PARAM;
-        /* HTTP(S) and CoAP(S) downloads come with the transport layer */
-        modem_log(m, 0, "AT+QFOTADL=<URL>: downloads are not built yet");
-        return AT_CME_NOT_SUPPORTED;
+        if (scheme == NET_COAP || scheme == NET_COAPS) {
+            modem_log(m, 0, "AT+QFOTADL=<CoAP_URL>: CoAP(S) downloads are not built yet");
+            return AT_CME_NOT_SUPPORTED;
+        }
+        return modem_dl_start(m, url);
     }
     int64_t op, arg = 0;
     if (at_args_int(a, 0, &op) != 0)

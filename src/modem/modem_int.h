@@ -173,6 +173,7 @@ struct modem {
     int cfun;
     int reg_urc[3];     /* <n> of AT+CREG, +CEREG, +CGREG */
     struct modem_net net;
+    struct modem_dl *dl; /* AT+QFOTADL=<URL> running (modem_dl.c) */
     struct modem_fota_apn fota_apn;          /* loaded at power-on (modem_net_power_on()) */
     struct modem_pdp pdp[MODEM_PDP_MAX + 1]; /* [1..MODEM_PDP_MAX], [0] unused */
     int dtr_mode;       /* AT&D */
@@ -209,6 +210,15 @@ bool modem_answer_valid(const struct modem *m, unsigned epoch);
 /* Power */
 void modem_reset(struct modem *m);
 void modem_power_down(struct modem *m);
+
+/* AT+QFOTADL=<HTTP(S) URL> (modem_dl.c): starts the download door for
+ * @p url (its scheme checked by the caller) and returns the command's
+ * result: AT_OK (HTTPSTART and the rest follow as URCs), FOTA_CME_BUSY,
+ * AT_ERROR. */
+int modem_dl_start(struct modem *m, const char *url);
+/* Cuts a running download (a reset, power-down, the close): no URC; @p cb
+ * (may be NULL) runs with @p arg once nothing of it runs any more. */
+void modem_dl_abort(struct modem *m, void (*cb)(void *arg), void *arg);
 
 /* Profile (AT&W / ATZ / AT&F) */
 void modem_profile_apply(struct modem *m, const struct modem_profile *p);
