@@ -885,6 +885,30 @@ static void test_slot_planted_symlink_is_never_followed(void **state)
     free(buf);
 }
 
+/* A file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored): it stands in for a
+ * full or failing flash, a write past it fails with EFBIG. */
+struct fsize_limit {
+    struct rlimit old;
+    void (*was)(int);
+};
+
+static struct fsize_limit fsize_limit_set(rlim_t bytes)
+{
+    struct fsize_limit l;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &l.old), 0);
+    l.was = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = l.old;
+    lim.rlim_cur = bytes;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    return l;
+}
+
+static void fsize_limit_undo(const struct fsize_limit *l)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &l->old), 0);
+    signal(SIGXFSZ, l->was);
+}
+
 /* A write that fails on the worker (a file-size limit stands in for a full
  * or failing flash) shows at the finish, and the package is what the file
  * holds: the whole buffers before the failure, nothing torn. */
@@ -893,12 +917,7 @@ static void test_slot_write_error_on_the_worker_shows_at_the_finish(void **state
     struct fx *f = *state;
     static uint8_t pkg[700 * 1024];
     img_fill(pkg, sizeof(pkg), 7);
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 300 * 1024; /* the second 256 KiB buffer passes it */
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct fsize_limit lim = fsize_limit_set(300 * 1024); /* the 2nd buffer passes it */
     struct store_slot_writer *w;
     assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
     int rc = 0;
@@ -909,8 +928,7 @@ static void test_slot_write_error_on_the_worker_shows_at_the_finish(void **state
     struct done d = {0};
     store_slot_finish(w, slot_done_cb, &d);
     uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, was);
+    fsize_limit_undo(&lim);
     /* at a write, or else at the finish */
     assert_true(rc == -EFBIG || d.result == -EFBIG);
     assert_int_equal(d.calls, 1);
@@ -1381,12 +1399,7 @@ static void test_efs_write_error_on_the_worker_keeps_no_file(void **state)
     static uint8_t data[700 * 1024];
     img_fill(data, sizeof(data), 9);
     uint64_t free_before = store_efs_free(f->s);
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 300 * 1024; /* the second 256 KiB buffer passes it */
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct fsize_limit lim = fsize_limit_set(300 * 1024); /* the 2nd buffer passes it */
     struct store_efs_writer *w;
     assert_int_equal(store_efs_begin(f->s, "/datatx/big.pem", false, &w), 0);
     int rc = 0;
@@ -1399,8 +1412,7 @@ static void test_efs_write_error_on_the_worker_keeps_no_file(void **state)
     struct done d = {0};
     store_efs_finish(w, done_cb, &d);
     uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, was);
+    fsize_limit_undo(&lim);
     assert_true(rc == -EFBIG || rc == 0);
     assert_int_equal(d.calls, 1);
     assert_int_equal(d.result, -EFBIG);
