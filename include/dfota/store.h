@@ -240,8 +240,8 @@ void store_slot_on_drain(struct store_slot_writer *w, void (*cb)(void *ud), void
  *  follows as a further work item (store_flush() waits for it). With no
  *  byte taken nothing is touched, the old package stays, and @p cb gets
  *  (0, 0). @p w is gone when this returns; @p cb may be NULL. */
-void store_slot_finish(struct store_slot_writer *w,
-                       void (*cb)(void *ud, int result, uint64_t size), void *ud);
+void store_slot_finish(struct store_slot_writer *w, void (*cb)(void *ud, int result, uint64_t size),
+                       void *ud);
 
 /** Ends @p w at a power cut: what was already handed to a worker may still
  *  land (as a NAND keeps what was programmed), what sits in memory is
@@ -332,24 +332,30 @@ int store_efs_resolve(struct store *s, const char *name, char *path, size_t cap)
  *  Errors: -EINVAL, -ENAMETOOLONG (bad name), -EEXIST (something has that
  *  name and !@p overwrite), -EISDIR (a folder has that name), -ELOOP (a
  *  symlink where a folder should be), -ENOTDIR (a file where a folder
- *  should be), -ENOMEM, open errors. */
+ *  should be), -ENOTCONN (no loop), -ENOMEM, open errors. */
 int store_efs_begin(struct store *s, const char *name, bool overwrite,
                     struct store_efs_writer **out);
 
-/** Appends the @p len bytes at @p buf. A chunk that would pass the space the
- *  file may take is not written: -ENOSPC, the part before stays. Errors:
- *  -ENOSPC, write errors (the chunk is then cut off again). */
+/** Takes the @p len bytes at @p buf (copied) as store_slot_write() does:
+ *  never blocks, never waits for a worker; the chunks are gathered in
+ *  buffers, each written to the temporary file by a work item. A chunk
+ *  that would pass the space the file may take is not taken: -ENOSPC, the
+ *  part before stays. A worker's write error shows at this call or a later
+ *  one, and at the finish (which then keeps no file). */
 int store_efs_write(struct store_efs_writer *w, const void *buf, size_t len);
 
-/** On a worker: fsyncs what @p w wrote and renames it into place (then
- *  fsyncs the folder), so the file appears whole or not at all; then
- *  @p cb(@p ud, result) on the loop with 0, -EEXIST (the file appeared
- *  meanwhile and the writer may not overwrite) or an fsync/rename errno
- *  (the file is unchanged then). @p w is gone when this returns. */
+/** On a worker, after what @p w still holds is written: fsyncs the file
+ *  and renames it into place (then fsyncs the folder), so the file appears
+ *  whole or not at all; then @p cb(@p ud, result) on the loop with 0,
+ *  -EEXIST (the file appeared meanwhile and the writer may not overwrite),
+ *  a write error of an earlier chunk or an fsync/rename errno (the file is
+ *  unchanged then). @p w is gone when this returns; @p cb may be NULL. */
 void store_efs_finish(struct store_efs_writer *w, store_cb cb, void *ud);
 
-/** Drops what @p w wrote (the file keeps its old content, if any) and frees
- *  @p w (NULL is ignored). */
+/** Drops what @p w took (the file keeps its old content, if any); the
+ *  temporary file goes on a worker, behind the chunks already queued, and
+ *  @p w is freed then (store_flush() waits for it). @p w is not to be used
+ *  after this call; NULL is ignored. */
 void store_efs_abort(struct store_efs_writer *w);
 
 /** store_efs_delete() on a worker (@p name is copied), then @p cb(@p ud,
@@ -389,8 +395,8 @@ int store_efs_list(struct store *s, const char *pattern,
 int store_efs_read(struct store *s, const char *name, uint8_t **buf, size_t *len);
 
 /** The free EFS space the emulated module reports: the configured budget
- *  minus the size of every file stored (writes in progress included), 0 at
- *  the least. */
+ *  minus the size of every file stored and of what each open writer took
+ *  (writes in progress, in memory too), 0 at the least. */
 uint64_t store_efs_free(struct store *s);
 
 #endif /* DFOTA_STORE_H */

@@ -19,15 +19,17 @@ struct efs_name {
     size_t base;                      /* offset in rel of the last part */
 };
 
+/* An upload streams into a temporary file (the stream writes it on a
+ * worker) that the finish renames into place. */
 struct store_efs_writer {
-    struct store *s;
-    int dirfd; /* the folder the file goes in */
-    int fd;    /* the temporary file */
+    struct store_stream st;        /* first: the stream's callbacks cast back */
+    struct store_efs_writer *next; /* in the store's list of open writers */
+    int dirfd;                     /* the folder the file goes in */
     char tmp[32];
     char base[STORE_EFS_NAME_MAX + 1];
     bool overwrite;
-    uint64_t limit;
-    uint64_t written;
+    store_cb cb;
+    void *ud;
 };
 
 /* ---- names ------------------------------------------------------------- */
@@ -158,11 +160,12 @@ int store_efs_resolve(struct store *s, const char *name, char *path, size_t cap)
 
 /* ---- space ------------------------------------------------------------- */
 
+/* The files in place; an upload's temporary file counts by what its
+ * writer took (on its way to the file too), see store_efs_free(). */
 static int sum_cb(int dirfd, const char *name, const struct stat *st, void *ud)
 {
     (void)dirfd;
-    (void)name;
-    if (S_ISREG(st->st_mode))
+    if (S_ISREG(st->st_mode) && strncmp(name, STORE_TMP_PREFIX, strlen(STORE_TMP_PREFIX)) != 0)
         *(uint64_t *)ud += (uint64_t)st->st_size;
     return 0;
 }
@@ -172,6 +175,8 @@ uint64_t store_efs_free(struct store *s)
     uint64_t used = 0;
     store__walk(s->ufs_fd, 0, sum_cb, &used);
     store__walk(s->dtx_fd, STORE_DATATX_DEPTH, sum_cb, &used);
+    for (const struct store_efs_writer *w = s->efs_writers; w; w = w->next)
+        used += w->st.taken;
     return used < s->efs_budget ? s->efs_budget - used : 0;
 }
 
@@ -182,6 +187,8 @@ int store_efs_begin(struct store *s, const char *name, bool overwrite,
 {
     if (!out)
         return -EINVAL;
+    if (!s->loop)
+        return -ENOTCONN;
     struct efs_name n;
     int dirfd = efs_locate(s, name, true, &n);
     if (dirfd < 0)
@@ -196,18 +203,25 @@ int store_efs_begin(struct store *s, const char *name, bool overwrite,
     struct store_efs_writer *w = rc == 0 ? calloc(1, sizeof(*w)) : NULL;
     if (rc == 0 && !w)
         rc = -ENOMEM;
-    if (rc == 0 && (w->fd = store__tmp_create(dirfd, w->tmp)) < 0)
-        rc = w->fd;
+    int fd = rc == 0 ? store__tmp_create(dirfd, w->tmp) : -1;
+    if (rc == 0 && fd < 0)
+        rc = fd;
+    if (rc == 0)
+        rc = store__stream_init(&w->st, s, store_efs_free(s) + old, -ENOSPC, fd, NULL);
+    if (rc < 0 && fd >= 0) {
+        close(fd);
+        unlinkat(dirfd, w->tmp, 0); /* empty and never written: nothing to wait on */
+    }
     if (rc < 0) {
         free(w);
         close(dirfd);
         return rc;
     }
-    w->s = s;
     w->dirfd = dirfd;
     strcpy(w->base, base);
     w->overwrite = overwrite;
-    w->limit = store_efs_free(s) + old;
+    w->next = s->efs_writers;
+    s->efs_writers = w;
     s->n_writers++;
     *out = w;
     return 0;
@@ -215,9 +229,7 @@ int store_efs_begin(struct store *s, const char *name, bool overwrite,
 
 int store_efs_write(struct store_efs_writer *w, const void *buf, size_t len)
 {
-    if (!w)
-        return -EINVAL;
-    return store__append(w->fd, &w->written, w->limit, buf, len, -ENOSPC);
+    return w ? store__stream_write(&w->st, buf, len) : -EINVAL;
 }
 
 /* Renames @p from to @p to in @p dirfd unless @p to exists (-EEXIST). */
@@ -235,27 +247,45 @@ static int rename_noreplace(int dirfd, const char *from, const char *to)
     return 0;
 }
 
-static void writer_free(struct store_efs_writer *w, bool drop)
+/* Takes @p w off the store's list of open writers: its bytes count as a
+ * file in place, or not at all, from now on. */
+static void writer_unlist(struct store_efs_writer *w)
 {
-    if (drop)
-        unlinkat(w->dirfd, w->tmp, 0);
+    for (struct store_efs_writer **p = &w->st.s->efs_writers; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            return;
+        }
+}
+
+static void writer_free(struct store_efs_writer *w)
+{
+    writer_unlist(w);
     close(w->dirfd);
-    w->s->n_writers--;
+    w->st.s->n_writers--;
     free(w);
 }
 
-/* What the work item does for store_efs_finish(). */
-struct efs_finish {
-    struct store_efs_writer *w;
-    store_cb cb;
-    void *ud;
-};
-
-static int efs_finish_run(void *ud)
+/* The ends, on a worker after every chunk: the temporary file is dropped
+ * (an abort, a failed write) or synced and renamed into place, and the
+ * folder synced, so the file appears whole or not at all. */
+static int efs_drop_run(struct store_stream *st)
 {
-    struct store_efs_writer *w = ((struct efs_finish *)ud)->w;
-    int rc = store__fsync(w->fd);
-    if (close(w->fd) != 0 && rc == 0)
+    struct store_efs_writer *w = (struct store_efs_writer *)st;
+    close(st->fd);
+    unlinkat(w->dirfd, w->tmp, 0);
+    return 0;
+}
+
+static int efs_finish_run(struct store_stream *st)
+{
+    struct store_efs_writer *w = (struct store_efs_writer *)st;
+    if (st->werr) {
+        efs_drop_run(st);
+        return st->werr;
+    }
+    int rc = store__fsync(st->fd);
+    if (close(st->fd) != 0 && rc == 0)
         rc = -errno;
     if (rc == 0 && w->overwrite)
         rc = renameat(w->dirfd, w->tmp, w->dirfd, w->base) == 0 ? 0 : -errno;
@@ -268,39 +298,29 @@ static int efs_finish_run(void *ud)
     return rc;
 }
 
-static void efs_finish_done(void *ud, int result)
+static void efs_end_done(struct store_stream *st, int result)
 {
-    struct efs_finish *f = ud;
-    writer_free(f->w, false);
-    store_cb cb = f->cb;
-    void *cb_ud = f->ud;
-    free(f);
+    struct store_efs_writer *w = (struct store_efs_writer *)st;
+    store_cb cb = w->cb;
+    void *cb_ud = w->ud;
+    writer_free(w);
     if (cb)
         cb(cb_ud, result);
 }
 
 void store_efs_finish(struct store_efs_writer *w, store_cb cb, void *ud)
 {
-    struct efs_finish *f = malloc(sizeof(*f));
-    if (f) {
-        *f = (struct efs_finish){w, cb, ud};
-        if (store_submit(w->s, efs_finish_run, efs_finish_done, f) == 0)
-            return;
-        free(f);
-    }
-    /* no memory for the work item: the file is not kept, as after a
-     * failed write */
-    store_efs_abort(w);
-    if (cb)
-        cb(ud, -ENOMEM);
+    w->cb = cb;
+    w->ud = ud;
+    store__stream_end(&w->st, false, efs_finish_run, efs_end_done);
 }
 
 void store_efs_abort(struct store_efs_writer *w)
 {
     if (!w)
         return;
-    close(w->fd);
-    writer_free(w, true);
+    writer_unlist(w); /* what it took is as good as gone */
+    store__stream_end(&w->st, true, efs_drop_run, efs_end_done);
 }
 
 /* ---- listing and deleting ---------------------------------------------- */

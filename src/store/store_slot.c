@@ -12,38 +12,13 @@
 #define SLOT_FILE "package"
 #define FW_FILE "current"
 #define FWNEW_FILE "new"
-/* A package arrives in chunks of a few KiB (a UART read). The writer
- * gathers them into buffers of this size and hands each full one to the
- * store's work queue: the loop thread only copies. */
-#define SLOT_BUF_SIZE (256u * 1024u)
 
-/* The loop's fields are used on the loop thread only; the worker's only by
- * the writer's work items, which the store's queue runs one at a time. */
+/* A package arrives in chunks of a few KiB (a UART read); the stream
+ * gathers them and writes each full buffer on a worker. */
 struct store_slot_writer {
-    struct store *s;
-    uint64_t capacity;
-    /* loop */
-    uint64_t taken;   /* in the file, queued, or in fill */
-    uint8_t *fill;    /* the buffer being filled, fill_len bytes of it */
-    size_t fill_len;
-    int err;          /* a worker's error not yet reported */
-    uint64_t queued;  /* handed to workers, not yet in the file */
-    void (*drained)(void *ud); /* the backlog went down to STORE_SLOT_BACKLOG_LOW */
-    void *drained_ud;
+    struct store_stream st; /* first: the stream's callbacks cast back */
     void (*cb)(void *ud, int result, uint64_t size);
     void *ud;
-    /* worker */
-    int fd;           /* -1 until the first chunk created the file */
-    uint64_t flushed; /* in the file */
-    int werr;         /* a failed write: the chunks after it are dropped */
-};
-
-/* One buffer on its way to the file. */
-struct chunk {
-    struct store_slot_writer *w;
-    uint8_t *buf;
-    size_t len;
-    uint64_t flushed; /* the file's size after this chunk's work */
 };
 
 /* The erase and the new file, at the first byte: unlink rather than
@@ -51,74 +26,20 @@ struct chunk {
  * goes and a fresh file takes its place; the new name is made durable
  * before any data, so the end only has the file's content to sync. A crash
  * in between leaves the slot empty. */
-static int slot_create(struct store_slot_writer *w)
+static int slot_create(struct store_stream *st)
 {
-    int dirfd = w->s->slot_fd;
+    int dirfd = st->s->slot_fd;
     if (unlinkat(dirfd, SLOT_FILE, 0) != 0 && errno != ENOENT)
         return -errno;
-    w->fd = openat(dirfd, SLOT_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (w->fd < 0)
+    st->fd = openat(dirfd, SLOT_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (st->fd < 0)
         return -errno;
     return store__fsync(dirfd);
 }
 
-static int chunk_run(void *ud)
-{
-    struct chunk *c = ud;
-    struct store_slot_writer *w = c->w;
-    if (!w->werr && w->fd < 0)
-        w->werr = slot_create(w);
-    if (!w->werr)
-        w->werr = store__append(w->fd, &w->flushed, w->capacity, c->buf, c->len, -EFBIG);
-    c->flushed = w->flushed;
-    return w->werr;
-}
-
-static void chunk_done(void *ud, int result)
-{
-    struct chunk *c = ud;
-    struct store_slot_writer *w = c->w;
-    if (result && !w->err) {
-        /* what is not in the file is dropped: the package is what it holds */
-        w->err = result;
-        w->taken = c->flushed;
-        w->fill_len = 0;
-    }
-    uint64_t before = w->queued;
-    w->queued -= c->len;
-    free(c->buf);
-    free(c);
-    if (w->drained && before > STORE_SLOT_BACKLOG_LOW && w->queued <= STORE_SLOT_BACKLOG_LOW)
-        w->drained(w->drained_ud);
-}
-
-/* Hands the filled buffer to the queue; the writer takes a fresh one. */
-static int slot_submit(struct store_slot_writer *w)
-{
-    struct chunk *c = malloc(sizeof(*c));
-    uint8_t *next = malloc(SLOT_BUF_SIZE);
-    if (!c || !next) {
-        free(c);
-        free(next);
-        return -ENOMEM;
-    }
-    *c = (struct chunk){.w = w, .buf = w->fill, .len = w->fill_len};
-    int rc = store_submit(w->s, chunk_run, chunk_done, c);
-    if (rc) {
-        free(c);
-        free(next);
-        return rc;
-    }
-    w->queued += w->fill_len;
-    w->fill = next;
-    w->fill_len = 0;
-    return 0;
-}
-
 static void writer_free(struct store_slot_writer *w)
 {
-    w->s->n_writers--;
-    free(w->fill);
+    w->st.s->n_writers--;
     free(w);
 }
 
@@ -128,16 +49,14 @@ int store_slot_begin(struct store *s, uint64_t capacity, struct store_slot_write
         return -EINVAL;
     if (s->slot_writer)
         return -EBUSY;
-    if (!s->loop)
-        return -ENOTCONN;
     struct store_slot_writer *w = calloc(1, sizeof(*w));
-    if (!w || !(w->fill = malloc(SLOT_BUF_SIZE))) {
-        free(w);
+    if (!w)
         return -ENOMEM;
+    int rc = store__stream_init(&w->st, s, capacity, -EFBIG, -1, slot_create);
+    if (rc) {
+        free(w);
+        return rc;
     }
-    w->s = s;
-    w->capacity = capacity;
-    w->fd = -1;
     s->slot_writer = w;
     s->n_writers++;
     *out = w;
@@ -146,107 +65,75 @@ int store_slot_begin(struct store *s, uint64_t capacity, struct store_slot_write
 
 int store_slot_write(struct store_slot_writer *w, const void *buf, size_t len)
 {
-    if (!w || (!buf && len > 0))
-        return -EINVAL;
-    if (w->err) {
-        int rc = w->err;
-        w->err = 0;
-        return rc;
-    }
-    if (len > w->capacity - w->taken)
-        return -EFBIG;
-    const uint8_t *p = buf;
-    while (len) {
-        if (w->fill_len == SLOT_BUF_SIZE) {
-            int rc = slot_submit(w);
-            if (rc)
-                return rc;
-        }
-        size_t n = SLOT_BUF_SIZE - w->fill_len;
-        n = n < len ? n : len;
-        memcpy(w->fill + w->fill_len, p, n);
-        w->fill_len += n;
-        w->taken += n;
-        p += n;
-        len -= n;
-    }
-    return 0;
+    return w ? store__stream_write(&w->st, buf, len) : -EINVAL;
 }
 
 uint64_t store_slot_written(const struct store_slot_writer *w)
 {
-    return w->taken;
+    return w->st.taken;
 }
 
 uint64_t store_slot_backlog(const struct store_slot_writer *w)
 {
-    return w->queued + w->fill_len;
+    return w->st.queued + w->st.fill_len;
 }
 
 void store_slot_on_drain(struct store_slot_writer *w, void (*cb)(void *ud), void *ud)
 {
-    w->drained = cb;
-    w->drained_ud = ud;
+    w->st.drained = cb;
+    w->st.drained_ud = ud;
 }
 
 /* The last work items of a writer. The end item runs after every chunk (the
- * queue is in order) and reports; the fsync follows; close() ends an
- * aborted writer. Each frees the writer once it is the last. */
-static int end_run(void *ud)
+ * queue is in order) and reports; the fsync follows; an aborted writer's
+ * end closes the file. Each frees the writer once it is the last. */
+static int end_run(struct store_stream *st)
 {
-    struct store_slot_writer *w = ud;
-    return w->werr;
+    (void)st; /* a chunk's failure comes back as the stream's error */
+    return 0;
 }
 
-static int sync_run(void *ud)
+static int sync_run(struct store_stream *st)
 {
-    struct store_slot_writer *w = ud;
-    int rc = w->fd >= 0 ? store__fsync(w->fd) : 0;
-    if (w->fd >= 0 && close(w->fd) != 0 && rc == 0)
+    int rc = st->fd >= 0 ? store__fsync(st->fd) : 0;
+    if (st->fd >= 0 && close(st->fd) != 0 && rc == 0)
         rc = -errno;
-    w->fd = -1;
+    st->fd = -1;
     return rc;
 }
 
-static void sync_done(void *ud, int result)
+static void sync_done(struct store_stream *st, int result)
 {
-    struct store_slot_writer *w = ud;
     (void)result; /* the package was reported written: a failed fsync only
                      weakens it against an OS crash, as a module's flash
                      wear would; nothing to tell the host any more */
-    writer_free(w);
+    writer_free((struct store_slot_writer *)st);
 }
 
-static void end_done(void *ud, int result)
+static int sync_work(void *ud)
 {
-    struct store_slot_writer *w = ud;
-    uint64_t size = w->flushed; /* no work of this writer runs now */
+    return sync_run(ud);
+}
+
+static void sync_work_done(void *ud, int result)
+{
+    sync_done(ud, result);
+}
+
+static void end_done(struct store_stream *st, int result)
+{
+    struct store_slot_writer *w = (struct store_slot_writer *)st;
+    uint64_t size = st->flushed; /* no work of this writer runs now */
     void (*cb)(void *, int, uint64_t) = w->cb;
     void *cb_ud = w->ud;
     /* the fsync is queued before the caller hears: a flush it asks for
      * then waits for it too */
-    if (w->fd < 0 || store_submit(w->s, sync_run, sync_done, w) != 0) {
-        sync_run(w); /* nothing to sync, or no memory for a work item */
+    if (st->fd < 0 || store_submit(st->s, sync_work, sync_work_done, w) != 0) {
+        sync_run(st); /* nothing to sync, or no memory for a work item */
         writer_free(w);
     }
     if (cb)
         cb(cb_ud, result, size);
-}
-
-/* Queues what @p w still holds (unless @p drop) and then @p run/@p done. */
-static void slot_end(struct store_slot_writer *w, bool drop, int (*run)(void *),
-                     void (*done)(void *, int))
-{
-    w->s->slot_writer = NULL;
-    w->drained = NULL; /* the door is done with it */
-    if (!drop && w->fill_len && !w->err && slot_submit(w) != 0)
-        w->err = -ENOMEM;
-    w->fill_len = 0;
-    if (store_submit(w->s, run, done, w) != 0) {
-        /* no memory for the last item: finish here, on the loop, rather
-         * than leave the package half told */
-        done(w, run(w));
-    }
 }
 
 void store_slot_finish(struct store_slot_writer *w, void (*cb)(void *ud, int result, uint64_t size),
@@ -254,12 +141,14 @@ void store_slot_finish(struct store_slot_writer *w, void (*cb)(void *ud, int res
 {
     w->cb = cb;
     w->ud = ud;
-    slot_end(w, false, end_run, end_done);
+    w->st.s->slot_writer = NULL;
+    store__stream_end(&w->st, false, end_run, end_done);
 }
 
 void store_slot_abort(struct store_slot_writer *w)
 {
-    slot_end(w, true, sync_run, sync_done);
+    w->st.s->slot_writer = NULL;
+    store__stream_end(&w->st, true, sync_run, sync_done);
 }
 
 /* Opens regular file @p name in @p dirfd read-only without following a
@@ -292,7 +181,7 @@ static uint64_t file_size_at(int dirfd, const char *name)
 uint64_t store_slot_size(struct store *s)
 {
     if (s->slot_writer)
-        return s->slot_writer->taken;
+        return s->slot_writer->st.taken;
     return file_size_at(s->slot_fd, SLOT_FILE);
 }
 

@@ -1,7 +1,7 @@
 """The package pipeline as a host sees it (issue 9): the DFOTA job owns the
 slot, an upload that brings no byte leaves the old package alone, a file
 planted in the slot's place is no package, and the loop thread never waits
-on a disk (strace of a whole upload and update)."""
+on a disk (strace of AT+QFUPL uploads, a whole COM upload and update)."""
 import os
 import re
 import shutil
@@ -76,7 +76,7 @@ DURABLE = re.compile(r"^(\d+)\s+(fsync|fdatasync|sync_file_range|rename|renameat
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
-def test_loop_thread_never_waits_on_a_disk_during_upload_and_update(make_modem, tmp_path):
+def test_loop_thread_never_waits_on_a_disk_during_uploads_and_update(make_modem, tmp_path):
     pkg = pack(tmp_path, OLD, NEW)
     m = make_modem()
     m.wait_boot()
@@ -90,6 +90,13 @@ def test_loop_thread_never_waits_on_a_disk_during_upload_and_update(make_modem, 
     while "TracerPid:\t0" in open(f"/proc/{pid}/status").read():
         assert time.monotonic() < end and tracer.poll() is None, "strace did not attach"
     try:
+        # an EFS file of several buffers, and one that times out with no byte
+        cert = bytes((i * 13 + (i >> 10)) & 0xFF for i in range(600 * 1024))
+        assert m.cmd(f'AT+QFUPL="UFS:cert.bin",{len(cert)},5').endswith(b"CONNECT\r\n")
+        m.write(cert)
+        assert m.read_until(b"\r\nOK\r\n").startswith(f"\r\n+QFUPL: {len(cert)},".encode())
+        assert m.cmd('AT+QFUPL="UFS:none.bin",10,1').endswith(b"CONNECT\r\n")
+        assert m.read_until(b"\r\n+CME ERROR: 421\r\n") == b"\r\n+CME ERROR: 421\r\n"
         report = upload(m, pkg.read_bytes())
         size = pkg.stat().st_size
         assert report.startswith(f"\r\n+QFOTADL: {size},".encode()), report
@@ -110,3 +117,6 @@ def test_loop_thread_never_waits_on_a_disk_during_upload_and_update(make_modem, 
     # the trace did see the work, on other threads
     text = out.read_text(errors="replace")
     assert re.search(r"fdatasync\(\d+<" + re.escape(state), text), "no fdatasync traced at all"
+    assert re.search(r"write\(\d+<" + re.escape(state) + r"/efs/ufs/\.tmp-", text), \
+        "no EFS write traced at all"
+    assert (m.state / "efs" / "ufs" / "cert.bin").read_bytes() == cert

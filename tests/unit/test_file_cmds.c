@@ -2,15 +2,23 @@
  * AT+QFOTADL="COM:": the <check_sum>, the FILE error table and the mapping
  * of store errors onto it, and AT+QFUPL's acks, timeouts and pacing on a
  * test clock through an in-memory UART with a real store. */
-#include <errno.h>
-#include <setjmp.h>
+/* cmocka.h wants these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "modem/file_codes.h"
 #include "modem/modem_int.h"
@@ -299,6 +307,89 @@ static void test_qfupl_dtr_drop_keeps_what_arrived(void **state)
     assert_string_equal(at(f, "AT+QFLDS"), "\r\n+QFLDS: 2,1\r\n\r\nOK\r\n");
 }
 
+/* The size of the one temporary file in efs/ufs (an upload in progress),
+ * -1 when there is none. */
+static long long ufs_tmp_size(struct fx *f)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/efs/ufs", f->dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    long long size = -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (strncmp(de->d_name, ".tmp-", 5) != 0 || fstatat(dirfd(d), de->d_name, &st, 0) != 0)
+            continue;
+        assert_int_equal(size, -1);
+        size = (long long)st.st_size;
+    }
+    closedir(d);
+    return size;
+}
+
+static void fill_data(uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(i * 13 + (i >> 10));
+}
+
+/* The loop thread only copies an upload's chunks: a worker writes each
+ * full buffer to the temporary file, the loop never does. */
+static void test_qfupl_chunks_reach_the_file_on_a_worker(void **state)
+{
+    struct fx *f = *state;
+    booted(state, false);
+    static uint8_t data[600 * 1024];
+    fill_data(data, sizeof(data));
+    assert_string_equal(at(f, "AT+QFUPL=\"UFS:big.bin\",614400"), "\r\nCONNECT\r\n");
+    for (size_t off = 0; off < 256 * 1024; off += 4096)
+        send_bytes(f, data + off, 4096);
+    assert_int_equal(ufs_tmp_size(f), 0); /* in memory: a buffer's worth */
+    for (size_t off = 256 * 1024; off < 300 * 1024; off += 4096)
+        send_bytes(f, data + off, 4096);
+    settle(f); /* the full buffer, written on a worker */
+    assert_int_equal(ufs_tmp_size(f), 256 * 1024);
+    for (size_t off = 300 * 1024; off < sizeof(data); off += 4096)
+        send_bytes(f, data + off, 4096);
+    expect_report(f, data, sizeof(data));
+    assert_int_equal(ufs_tmp_size(f), -1);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(store_efs_read(f->m->store, "UFS:big.bin", &buf, &len), 0);
+    assert_int_equal(len, sizeof(data));
+    assert_memory_equal(buf, data, sizeof(data));
+    free(buf);
+}
+
+/* A write that fails on a worker (a file-size limit stands in for a full
+ * or failing flash) answers an error, at a later chunk or the end, and
+ * leaves no file, no temporary file. */
+static void test_qfupl_write_error_on_a_worker_answers_an_error(void **state)
+{
+    struct fx *f = *state;
+    booted(state, false);
+    static uint8_t data[700 * 1024];
+    fill_data(data, sizeof(data));
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = 300 * 1024; /* the second 256 KiB buffer passes it */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    assert_string_equal(at(f, "AT+QFUPL=\"UFS:big.bin\",716800"), "\r\nCONNECT\r\n");
+    const char *got = "";
+    for (size_t off = 0; off < sizeof(data) && !*got; off += 4096) {
+        send_bytes(f, data + off, 4096);
+        got = take(f); /* nothing more is sent once data mode ended */
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    assert_string_equal(got, "\r\n+CME ERROR: 423\r\n");
+    assert_string_equal(at(f, "AT+QFLST"), "\r\nOK\r\n");
+    assert_int_equal(ufs_tmp_size(f), -1);
+}
+
 /* 1152 bytes at 115200 bps, 10 bits a byte: 100 ms of line time. */
 static void paced_upload(void **state, bool pace)
 {
@@ -313,8 +404,8 @@ static void paced_upload(void **state, bool pace)
         advance(f, 95);
         assert_string_equal(take(f), "");
         advance(f, 20);
-        settle(f);       /* the file is kept on a worker */
-        advance(f, 10);  /* and the answer leaves at the line rate */
+        settle(f);      /* the file is kept on a worker */
+        advance(f, 10); /* and the answer leaves at the line rate */
     }
     expect_report(f, data, sizeof(data));
 }
@@ -344,6 +435,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qfupl_cut_by_a_power_loss_leaves_no_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_qfupl_dtr_drop_keeps_what_arrived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qfupl_chunks_reach_the_file_on_a_worker, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_qfupl_write_error_on_a_worker_answers_an_error, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pace_uart_takes_data_at_the_ipr_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_without_pace_uart_data_arrives_at_once, setup,
                                         teardown),

@@ -692,6 +692,10 @@ static void slot_write_then_die(const char *dir, const uint8_t *pkg, size_t len,
         uv_loop_t loop;
         struct store *s;
         struct store_slot_writer *w;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/slot/package", dir);
+        struct stat old = {0};
+        stat(path, &old);
         if (uv_loop_init(&loop) != 0 ||
             store_open_cfg(dir, &(struct store_cfg){.loop = &loop}, &s) != 0 ||
             store_slot_begin(s, SLOT_CAP_BG95M1, &w) != 0)
@@ -701,6 +705,12 @@ static void slot_write_then_die(const char *dir, const uint8_t *pkg, size_t len,
                 _exit(1);
             uv_run(&loop, UV_RUN_NOWAIT);
         }
+        /* die once the old package is erased and a buffer has landed, so
+         * the kill finds the new one on its way (not still all queued) */
+        struct stat st;
+        while (!finish && (stat(path, &st) != 0 || st.st_ino == old.st_ino || st.st_size == 0) &&
+               uv_run(&loop, UV_RUN_ONCE) != 0)
+            ;
         if (finish) {
             int result = 1;
             store_slot_finish(w, child_slot_done, &result);
@@ -875,6 +885,30 @@ static void test_slot_planted_symlink_is_never_followed(void **state)
     free(buf);
 }
 
+/* A file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored): it stands in for a
+ * full or failing flash, a write past it fails with EFBIG. */
+struct fsize_limit {
+    struct rlimit old;
+    void (*was)(int);
+};
+
+static struct fsize_limit fsize_limit_set(rlim_t bytes)
+{
+    struct fsize_limit l;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &l.old), 0);
+    l.was = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = l.old;
+    lim.rlim_cur = bytes;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    return l;
+}
+
+static void fsize_limit_undo(const struct fsize_limit *l)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &l->old), 0);
+    signal(SIGXFSZ, l->was);
+}
+
 /* A write that fails on the worker (a file-size limit stands in for a full
  * or failing flash) shows at the finish, and the package is what the file
  * holds: the whole buffers before the failure, nothing torn. */
@@ -883,12 +917,7 @@ static void test_slot_write_error_on_the_worker_shows_at_the_finish(void **state
     struct fx *f = *state;
     static uint8_t pkg[700 * 1024];
     img_fill(pkg, sizeof(pkg), 7);
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 300 * 1024; /* the second 256 KiB buffer passes it */
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct fsize_limit lim = fsize_limit_set(300 * 1024); /* the 2nd buffer passes it */
     struct store_slot_writer *w;
     assert_int_equal(store_slot_begin(f->s, SLOT_CAP_BG95M1, &w), 0);
     int rc = 0;
@@ -899,8 +928,7 @@ static void test_slot_write_error_on_the_worker_shows_at_the_finish(void **state
     struct done d = {0};
     store_slot_finish(w, slot_done_cb, &d);
     uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, was);
+    fsize_limit_undo(&lim);
     /* at a write, or else at the finish */
     assert_true(rc == -EFBIG || d.result == -EFBIG);
     assert_int_equal(d.calls, 1);
@@ -1319,6 +1347,81 @@ static void test_efs_overwrite_rules_and_abort(void **state)
     assert_int_equal(count_tmp(f->dir), 0);
 }
 
+/* The size of the one temporary file in efs/ufs, -1 when there is none. */
+static long long ufs_tmp_size(struct fx *f)
+{
+    DIR *d = opendir(at(f, "efs/ufs"));
+    assert_non_null(d);
+    long long size = -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (strncmp(de->d_name, ".tmp-", 5) != 0 || fstatat(dirfd(d), de->d_name, &st, 0) != 0)
+            continue;
+        assert_int_equal(size, -1);
+        size = (long long)st.st_size;
+    }
+    closedir(d);
+    return size;
+}
+
+/* The loop thread only copies: a worker writes each full buffer into the
+ * temporary file; an abort drops the file. */
+static void test_efs_chunks_and_abort_run_on_a_worker(void **state)
+{
+    struct fx *f = *state;
+    static uint8_t data[300 * 1024];
+    img_fill(data, sizeof(data), 3);
+    assert_int_equal(efs_put(f->s, "UFS:f", "old", 3, false), 0);
+    struct store_efs_writer *w;
+    assert_int_equal(store_efs_begin(f->s, "UFS:f", true, &w), 0);
+    for (size_t off = 0; off < 256 * 1024; off += 4096)
+        assert_int_equal(store_efs_write(w, data + off, 4096), 0);
+    assert_int_equal(ufs_tmp_size(f), 0); /* in memory: a buffer's worth */
+    for (size_t off = 256 * 1024; off < sizeof(data); off += 4096)
+        assert_int_equal(store_efs_write(w, data + off, 4096), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* the full buffer, written on a worker */
+    assert_int_equal(ufs_tmp_size(f), 256 * 1024);
+    store_efs_abort(w); /* the unlink runs on a worker, whenever it gets to it */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(ufs_tmp_size(f), -1);
+    expect_efs(f->s, "UFS:f", "old", 3);
+    /* and a finish writes the rest first */
+    assert_int_equal(efs_put(f->s, "UFS:f", data, sizeof(data), true), 0);
+    expect_efs(f->s, "UFS:f", data, sizeof(data));
+}
+
+/* A write that fails on the worker shows at a later write or the finish,
+ * and no file is kept (nor a temporary one); the space is free again. */
+static void test_efs_write_error_on_the_worker_keeps_no_file(void **state)
+{
+    struct fx *f = *state;
+    static uint8_t data[700 * 1024];
+    img_fill(data, sizeof(data), 9);
+    uint64_t free_before = store_efs_free(f->s);
+    struct fsize_limit lim = fsize_limit_set(300 * 1024); /* the 2nd buffer passes it */
+    struct store_efs_writer *w;
+    assert_int_equal(store_efs_begin(f->s, "/datatx/big.pem", false, &w), 0);
+    int rc = 0;
+    for (size_t off = 0; off < sizeof(data) && rc == 0; off += 4096) {
+        rc = store_efs_write(w, data + off, 4096);
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    if (rc)
+        assert_int_equal(store_efs_write(w, data, 1), rc); /* and stays failed */
+    struct done d = {0};
+    store_efs_finish(w, done_cb, &d);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    fsize_limit_undo(&lim);
+    assert_true(rc == -EFBIG || rc == 0);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.result, -EFBIG);
+    uint64_t size;
+    assert_int_equal(store_efs_size(f->s, "/datatx/big.pem", &size), -ENOENT);
+    assert_int_equal(count_tmp(f->dir), 0);
+    assert_int_equal(store_efs_free(f->s), free_before);
+}
+
 static void test_efs_free_space_is_a_budget(void **state)
 {
     struct fx *f = *state;
@@ -1536,6 +1639,8 @@ int main(void)
         T(test_efs_write_read_list_delete),
         T(test_efs_delete_ufs_star_deletes_all_ufs_only),
         T(test_efs_overwrite_rules_and_abort),
+        T(test_efs_chunks_and_abort_run_on_a_worker),
+        T(test_efs_write_error_on_the_worker_keeps_no_file),
         T(test_efs_free_space_is_a_budget),
         T(test_kill9_leaves_every_file_old_or_new),
 #undef T
