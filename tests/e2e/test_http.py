@@ -268,7 +268,7 @@ def test_fota_apn_refused_by_the_network_is_702(make_modem, nginx, apn, err):
     '"coapx://127.0.0.1/x"',
     '"http://127.0.0.1/x",1',
     '"https://127.0.0.1/x",5,6',
-])
+], ids=["empty", "701-bytes", "ftp", "unknown-scheme", "extra-arg", "two-extra-args"])
 def test_590_at_command_time_without_urcs(modem, args):
     modem.cmd("ATE0")
     assert modem.cmd(f"AT+QFOTADL={args}") == b"\r\n+CME ERROR: 590\r\n", args
