@@ -10,7 +10,9 @@
 # uploads when dfota-sim has --pace-uart) and delta apply
 # (bench/bench_apply.c, beside zstd --patch-from; needs the zstd CLI), and
 # two modems on one loop (bench/bench_loop.c: one uploads and updates, the
-# other answers AT; its round trip and the loop's stalls against idle).
+# other answers AT; its round trip and the loop's stalls against idle),
+# then HTTP(S) downloads (bench/bench_http.py: a 7 MB package from nginx on
+# loopback, dfota-sim beside curl; needs nginx-light, openssl, curl).
 # They print numbers and ratios and assert nothing; each takes under a
 # minute and removes what it made. Exits 1 if a benchmark failed.
 set -eu
@@ -28,4 +30,6 @@ for bench in bench_at_latency bench_com_upload bench_apply bench_loop; do
     "$build/$bench" || rc=1
     echo
 done
+echo "== bench_http"
+/usr/bin/python3 bench/bench_http.py "$build" || rc=1
 exit $rc

@@ -1,10 +1,15 @@
 #!/bin/sh
 # Installs every Debian 12 package that dfota-sim's build, tests and test
 # peers need. Idempotent: quiet and quick when everything is already there.
+# Test and benchmark peers: nginx-light (the HTTP(S) server the download
+# tests and bench/bench_http.py start on loopback), openssl (the CLI: their
+# certificates, made at test time), curl (the download the benchmark
+# compares against, and checking the peers by hand).
 set -eu
 PKGS="build-essential cmake pkg-config git
 libuv1-dev libmbedtls-dev libssl-dev libcoap3-dev node-llhttp libzstd-dev libcmocka-dev
-zstd python3 python3-pytest python3-serial strace"
+zstd python3 python3-pytest python3-serial strace
+nginx-light openssl curl"
 
 missing=""
 for p in $PKGS; do

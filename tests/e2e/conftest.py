@@ -227,3 +227,42 @@ def modem(make_modem):
     m = make_modem()
     m.wait_boot()
     return m
+
+
+# ---- HTTP(S) peers (tests/e2e/peers.py) --------------------------------------
+# Session-wide: the certificates, the packages and one nginx serving them
+# (made once, a second or so); per test: the Python server (its stalls end
+# with the test).
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """peers.Certs: ca, other_ca, client_ca, server, wrong_name, client."""
+    import peers
+    return peers.Certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory):
+    """peers.Packages: the served files (update.pkg, big.pkg, ...)."""
+    import peers
+    return peers.Packages(tmp_path_factory.mktemp("www"), PACK)
+
+
+@pytest.fixture(scope="session")
+def nginx(tmp_path_factory, packages, certs):
+    """peers.Nginx serving @packages: nginx.url("/pkg/update.pkg"),
+    nginx.url("/gone", "https", host="localhost"), ..."""
+    import peers
+    server = peers.Nginx(tmp_path_factory.mktemp("nginx"), packages.dir, certs).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pyhttp(packages):
+    """peers.PyHttp serving @packages: pyhttp.url("/stall/update.pkg"), ...;
+    stopped (every stall released) at the end of the test."""
+    import peers
+    server = peers.PyHttp(packages.dir).start()
+    yield server
+    server.stop()
