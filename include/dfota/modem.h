@@ -57,11 +57,11 @@ struct modem_timing {
     bool pace_uart;         /**< the UART carries bytes no faster than the AT+IPR rate, both ways */
     /* The data link of the network model (modem_int.h struct modem_net)
      * and the timers of a DFOTA download (AT+QFOTADL=<HTTP(S) URL>): */
-    uint32_t link_rate_bps;   /**< link bandwidth in BYTES per second (0: unlimited) */
-    uint32_t link_latency_ms; /**< one-way latency the link adds (0: none) */
+    uint32_t link_rate_bps;      /**< link bandwidth in BYTES per second (0: unlimited) */
+    uint32_t link_latency_ms;    /**< one-way latency the link adds (0: none) */
     uint32_t dl_connect_timeout; /**< a download's connect (DNS, TCP, TLS) gives up after, ms */
-    uint32_t dl_stall_timeout; /**< no byte for this long: the download failed (704), ms */
-    uint32_t dl_progress_ms;   /**< least gap between two DOWNLOADING URCs, ms (0: every step) */
+    uint32_t dl_stall_timeout;   /**< no byte for this long: the download failed (704), ms */
+    uint32_t dl_progress_ms;     /**< least gap between two DOWNLOADING URCs, ms (0: every step) */
 };
 
 /** The profile called @p name (fast, standard, realistic), NULL if unknown. */
