@@ -3,6 +3,7 @@
  * ciphertext between them and its libuv stream, so nothing here blocks or
  * touches a socket. Session state (RNG, configuration, certificates) is
  * per session: one download, one session. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@ struct net_tls {
     mbedtls_x509_crt ca, own;
     mbedtls_pk_context key;
     bool verify;
+    uint8_t ip[16]; /* the host is an IP literal: checked against the SAN's iPAddress */
+    size_t ip_len;
     struct buf in, out;
 };
 
@@ -141,8 +144,16 @@ int net_tls_new(const struct net_tls_cfg *cfg, struct net_tls **out)
         }
     }
     rc = mbedtls_ssl_setup(&t->ssl, &t->conf);
-    if (!rc)
-        rc = mbedtls_ssl_set_hostname(&t->ssl, cfg->host); /* SNI, and the name checked */
+    /* A name: SNI, and the name the certificate must show. An IP literal:
+     * no SNI (RFC 6066 3), and since mbedTLS 2.28 matches names only, the
+     * address is checked against the certificate's iPAddress entries after
+     * the handshake (ip_matches()). */
+    if (inet_pton(AF_INET, cfg->host, t->ip) == 1)
+        t->ip_len = 4;
+    else if (inet_pton(AF_INET6, cfg->host, t->ip) == 1)
+        t->ip_len = 16;
+    if (!rc && !t->ip_len)
+        rc = mbedtls_ssl_set_hostname(&t->ssl, cfg->host);
     if (rc) {
         say(cfg->err, cfg->err_cap, "session", rc);
         goto fail;
@@ -176,9 +187,27 @@ int net_tls_input(struct net_tls *t, const void *buf, size_t len)
     return buf_put(&t->in, buf, len);
 }
 
+/* Whether the verified peer certificate names the IP literal the URL has
+ * (SAN iPAddress, GeneralName tag [7]). */
+static bool ip_matches(const struct net_tls *t)
+{
+    const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&t->ssl);
+    if (!crt)
+        return false;
+    for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san; san = san->next)
+        if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && san->buf.len == t->ip_len &&
+            memcmp(san->buf.p, t->ip, t->ip_len) == 0)
+            return true;
+    return false;
+}
+
 int net_tls_handshake(struct net_tls *t, char *err, size_t cap)
 {
     int rc = mbedtls_ssl_handshake(&t->ssl);
+    if (rc == 0 && t->verify && t->ip_len && !ip_matches(t)) {
+        snprintf(err, cap, "the server's certificate does not name that address");
+        return -EPROTO;
+    }
     if (rc == 0)
         return 0;
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
