@@ -308,13 +308,15 @@ static void on_start(struct dclock_timer *t)
         return;
     }
     struct dl_certs *c = calloc(1, sizeof(*c));
+    if (c) { /* the worker may run before store_submit() returns */
+        c->store = m->store;
+        c->dl = d;
+    }
     if (!c || store_submit(m->store, certs_run, certs_done, c) != 0) {
         free(c);
         dl_finish(d, FOTA_DL_UNKNOWN);
         return;
     }
-    c->store = m->store;
-    c->dl = d;
     d->certs = c;
     dl_enter(d, DL_CERTS, "https");
 }
