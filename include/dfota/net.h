@@ -65,6 +65,30 @@ int net_url_parse(const char *url, struct net_url *out);
  *  (then a redirect ends with 703). */
 int net_url_resolve(const struct net_url *base, const char *ref, struct net_url *out);
 
+/* ---- what a download tells its door (HTTP and CoAP alike) ---------- */
+
+/** What a download tells its door, on the loop thread. A non-zero return
+ *  of on_size / on_data is a table-3 code that ends the download: on_end
+ *  follows with that code. */
+struct net_dl_ops {
+    /** The body begins: @p size its length when the server declares it
+     *  (HTTP Content-Length, CoAP Size2), 0 when not known (chunked, read
+     *  to close). Once per download, after any redirects; before the first
+     *  on_data. */
+    int (*on_size)(void *ud, uint64_t size);
+    /** The next @p len bytes of the body (valid during the call only). */
+    int (*on_data)(void *ud, const uint8_t *buf, size_t len);
+    /** The download is over: 0 when the whole body arrived, else the code
+     *  (fota.h FOTA_DL_ERR_MAP): 702 DNS / connect / TLS / timeout before
+     *  the response, 703 a status other than 2xx/404/410 (CoAP: a 4.xx or
+     *  5.xx other than 4.04), a malformed response, too many redirects,
+     *  704 stall or total timeout or a body cut short (fewer bytes than
+     *  Content-Length, or mid-chunk), 705 a URL that does not parse,
+     *  706 404 / 410 (CoAP 4.04), 701 anything else. Called once;
+     *  the download may be closed from inside it. */
+    void (*on_end)(void *ud, int err);
+};
+
 /* ---- HTTP(S) downloads ------------------------------------------------- */
 
 struct net_http;
@@ -92,32 +116,12 @@ struct net_http_cfg {
     void (*log)(void *ud, int level, const char *msg);
 };
 
-/** What a download tells its door, on the loop thread. A non-zero return
- *  of on_size / on_data is a table-3 code that ends the download: on_end
- *  follows with that code. */
-struct net_http_ops {
-    /** The final response's body begins: @p size its Content-Length, 0 when
-     *  not known (chunked, or read to close). Once per download, after any
-     *  redirects; before the first on_data. */
-    int (*on_size)(void *ud, uint64_t size);
-    /** The next @p len bytes of the body (valid during the call only). */
-    int (*on_data)(void *ud, const uint8_t *buf, size_t len);
-    /** The download is over: 0 when the whole body arrived, else the code
-     *  (fota.h FOTA_DL_ERR_MAP): 702 DNS / connect / TLS / timeout before
-     *  the response, 703 a status other than 2xx/404/410, a malformed
-     *  response, too many redirects, 704 stall or total timeout or a body
-     *  cut short (fewer bytes than Content-Length, or mid-chunk), 705 a URL
-     *  that does not parse, 706 404 / 410, 701 anything else. Called once;
-     *  the download may be closed from inside it. */
-    void (*on_end)(void *ud, int err);
-};
-
 /** Starts downloading @p url (copied). On 0 *@p out is the download, which
  *  the caller closes with net_http_close() (after on_end, or to cut it).
  *  Errors: -EINVAL (not http/https), -ENOMEM; a bad TLS configuration
  *  (unparsable CA, certificate or key) is not an error here: the download
  *  ends with 702 through on_end, never from inside this call. */
-int net_http_start(const struct net_http_cfg *cfg, const struct net_http_ops *ops, void *ud,
+int net_http_start(const struct net_http_cfg *cfg, const struct net_dl_ops *ops, void *ud,
                    const struct net_url *url, struct net_http **out);
 
 /** Stops (@p paused true) or resumes reading the body: back-pressure when

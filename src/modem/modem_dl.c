@@ -208,7 +208,7 @@ static void net_log(void *ud, int level, const char *msg)
     modem_log(d->m, level, "download: %s", msg);
 }
 
-static const struct net_http_ops http_ops = {on_size, on_data, on_end};
+static const struct net_dl_ops http_ops = {on_size, on_data, on_end};
 
 /* ---- the start ----------------------------------------------------- */
 

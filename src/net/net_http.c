@@ -57,7 +57,7 @@ struct wreq {
 
 struct net_http {
     struct net_http_cfg cfg;
-    struct net_http_ops ops;
+    struct net_dl_ops ops;
     void *ud;
     struct net_url url;
     enum http_state state;
@@ -715,7 +715,7 @@ static void on_wait(struct dclock_timer *t)
 
 /* ---- the interface ---------------------------------------------------- */
 
-int net_http_start(const struct net_http_cfg *cfg, const struct net_http_ops *ops, void *ud,
+int net_http_start(const struct net_http_cfg *cfg, const struct net_dl_ops *ops, void *ud,
                    const struct net_url *url, struct net_http **out)
 {
     if (!cfg || !ops || !url || !out || (url->scheme != NET_HTTP && url->scheme != NET_HTTPS))

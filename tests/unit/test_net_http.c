@@ -156,7 +156,7 @@ static void on_end(void *ud, int err)
     ((struct fx *)ud)->end = err;
 }
 
-static const struct net_http_ops ops = {on_size, on_data, on_end};
+static const struct net_dl_ops ops = {on_size, on_data, on_end};
 
 /* Starts a download of @p path and runs the loop until it ends (the test
  * clock advanced by @p advance_ms once the loop is idle, for timeouts). */
