@@ -53,7 +53,6 @@ struct modem_dl {
     uint64_t size;         /* Content-Length, 0 unknown */
     int pct;               /* last DOWNLOADING printed, -1 none */
     uint64_t pct_at;       /* module time it was printed */
-    bool paused;
     void (*closed_cb)(void *arg); /* modem_dl_abort()'s */
     void *closed_arg;
 };
@@ -175,10 +174,8 @@ static int on_size(void *ud, uint64_t size)
 static void on_room(void *ud)
 {
     struct modem_dl *d = ud;
-    if (d->paused && d->http) {
-        d->paused = false;
+    if (d->http)
         net_http_pause(d->http, false);
-    }
 }
 
 static int on_data(void *ud, const uint8_t *buf, size_t len)
@@ -188,10 +185,8 @@ static int on_data(void *ud, const uint8_t *buf, size_t len)
     if (r)
         return r;
     progress(d);
-    if (fota_src_full(d->src) && !d->paused) {
-        d->paused = true; /* the flash is behind: stop reading the server */
-        net_http_pause(d->http, true);
-    }
+    if (fota_src_full(d->src))
+        net_http_pause(d->http, true); /* the flash is behind: stop reading the server */
     return 0;
 }
 
@@ -366,4 +361,25 @@ void modem_dl_abort(struct modem *m, void (*cb)(void *arg), void *arg)
     d->closed_cb = cb;
     d->closed_arg = arg;
     dl_close(d);
+}
+
+void modem_dl_net_lost(struct modem *m)
+{
+    struct modem_dl *d = m->dl;
+    if (!d || (d->state != DL_CERTS && d->state != DL_LOADING))
+        return; /* not begun (its check comes), or every byte is in */
+    /* the PDN connection is gone under the transfer: the module's IP stack
+     * drops its sockets, which the HTTP client sees as the server
+     * connection failing (table 3: 702) */
+    modem_log(m, 0, "download: the data connection is gone");
+    if (d->certs) {
+        d->certs->dl = NULL;
+        d->certs = NULL;
+    }
+    if (d->http) {
+        net_http_close(d->http, NULL, NULL);
+        d->http = NULL;
+    }
+    fota_src_on_room(d->src, NULL, NULL);
+    dl_finish(d, FOTA_DL_CONNECT);
 }

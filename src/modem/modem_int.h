@@ -219,6 +219,9 @@ int modem_dl_start(struct modem *m, const char *url);
 /* Cuts a running download (a reset, power-down, the close): no URC; @p cb
  * (may be NULL) runs with @p arg once nothing of it runs any more. */
 void modem_dl_abort(struct modem *m, void (*cb)(void *arg), void *arg);
+/* The data connection went away (AT+CFUN=0/4, AT+CGATT=0): a running
+ * download ends with HTTPEND,702; one that has every byte is unaffected. */
+void modem_dl_net_lost(struct modem *m);
 
 /* Profile (AT&W / ATZ / AT&F) */
 void modem_profile_apply(struct modem *m, const struct modem_profile *p);

@@ -127,6 +127,7 @@ void modem_net_radio_off(struct modem *m)
 {
     for (int cid = 1; cid <= MODEM_PDP_MAX; cid++)
         m->pdp[cid].active = false;
+    modem_dl_net_lost(m);
 }
 
 /* ---- encodings ---------------------------------------------------------- */

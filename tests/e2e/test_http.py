@@ -251,6 +251,17 @@ def test_not_registered_is_702_then_radio_on_works(make_modem, nginx, cfun):
     fetch(m, nginx.url("/pkg/update.pkg"))
 
 
+@pytest.mark.parametrize("line", ["AT+CFUN=4", "AT+CFUN=0", "AT+CGATT=0"])
+def test_radio_off_during_a_download_ends_it_with_702(make_modem, nginx, pyhttp, line):
+    m = booted(make_modem)
+    assert m.cmd(f'AT+QFOTADL="{pyhttp.url("/stall/big.pkg")}"') == b"\r\nOK\r\n"
+    m.read_until(b'%\r\n')  # a DOWNLOADING: bytes arrive, then the server holds
+    assert answer(m, line) == b"\r\nOK\r\n"
+    raw = m._take(HTTPEND, DEADLINE, "HTTPEND")
+    assert raw.endswith(b'"HTTPEND",702\r\n'), raw  # not the stall's 704
+    idle_on_old_firmware(m)
+
+
 @pytest.mark.parametrize("apn, err", [("other", 702), ("internet", 0)])
 def test_fota_apn_refused_by_the_network_is_702(make_modem, nginx, apn, err):
     m = booted(make_modem, "--network-apns", "internet")
