@@ -5,7 +5,9 @@ from the command to HTTPEND,0 (fast profile, trigger mode 0: no update
 runs), against `curl -s -o /dev/null` of the same URL in the same run, over
 HTTP and HTTPS (both verifying the server with the test CA). Prints MB/s per
 run, then the ratio dfota-sim / curl: median of paired runs and best of
-each. Asserts nothing; removes what it made.
+each. Then the realistic profile's paced link: a 370 KB package over HTTP,
+its rate (bytes over the time from the command to HTTPEND) against the
+profile's configured link rate. Asserts nothing; removes what it made.
 
   /usr/bin/python3 bench/bench_http.py [BUILD_DIR [RUNS]]   (default build, 7)
 """
@@ -29,6 +31,9 @@ from conftest import DEADLINE, PACK, Modem, check_runs  # noqa: E402
 
 HTTPEND = re.compile(rb'\+QIND: "FOTA","HTTPEND",(\d+)\r\n')
 NAME = "between.pkg"  # 7.25 MB, fits a BG95-M3
+PACED = "update.pkg"  # ~370 KB: about 10 s at the realistic profile's rate
+PACED_RATE = 300000 / 8  # bytes/s: the realistic profile's link_rate_bps (modem_tables.c)
+PACED_RUNS = 2
 
 
 def modem_run(m, url):
@@ -60,7 +65,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench_http.") as tmp:
         tmp = Path(tmp)
         certs = peers.Certs(tmp / "certs")
-        pkgs = peers.Packages(tmp / "www", PACK, names=(NAME,))
+        pkgs = peers.Packages(tmp / "www", PACK, names=(NAME, PACED))
         size = pkgs.size(NAME)
         nginx = peers.Nginx(tmp / "nginx", pkgs.dir, certs).start()
         (tmp / "modem").mkdir()
@@ -94,12 +99,36 @@ def main():
                 print(f"  median dfota-sim {statistics.median(p[0] for p in pairs):.1f} MB/s, "
                       f"curl {statistics.median(p[1] for p in pairs):.1f} MB/s")
                 print(f"  ratio dfota-sim / curl: median of pairs {med:.2f}, best of each {best:.2f}")
+            m.stop()
+            paced(tmp, nginx, pkgs)
         finally:
             problems = check_runs([m]) if m.proc else []
             nginx.stop()
             for p in problems:
                 print("bench_http:", p, file=sys.stderr)
     return 0
+
+
+def paced(tmp, nginx, pkgs):
+    """The realistic profile's pacing: the rate a download reaches against
+    the rate the profile sets (the time includes its connection set-up and
+    100 ms of latency: about 1 % of a 10 s run)."""
+    (tmp / "paced").mkdir()
+    m = Modem(tmp / "paced")
+    try:
+        m.start(extra=("--profile", "realistic"))
+        m.wait_boot()
+        m.cmd("ATE0")
+        assert m.cmd("AT+QFOTADL=3,0") == b"\r\nOK\r\n"
+        size = pkgs.size(PACED)
+        url = nginx.url(f"/pkg/{PACED}")
+        print(f"\npaced (--profile realistic, link {PACED_RATE / 1e3:.1f} kB/s): "
+              f"{size} bytes, {PACED_RUNS} runs")
+        for _ in range(PACED_RUNS):
+            rate = size / modem_run(m, url)
+            print(f"  {rate / 1e3:8.2f} kB/s  {rate / PACED_RATE:5.3f} of the configured rate")
+    finally:
+        m.stop()
 
 
 if __name__ == "__main__":
