@@ -51,7 +51,6 @@ struct conn {
 struct wreq {
     uv_write_t req;
     struct conn *c;
-    size_t len;
     uint8_t data[];
 };
 
@@ -316,13 +315,12 @@ static void follow(struct net_http *h)
         finish(h, FOTA_DL_REQUEST);
         return;
     }
-    if (net_url_resolve(&h->url, h->location, &next) != 0 ||
-        (next.scheme != NET_HTTP && next.scheme != NET_HTTPS)) {
+    if (net_url_resolve(&h->url, h->location, &next) != 0) {
         hlog(h, 0, "http: cannot follow Location \"%s\"", h->location);
         finish(h, FOTA_DL_REQUEST);
         return;
     }
-    if (next.scheme != h->url.scheme) {
+    if (next.scheme != h->url.scheme) { /* coap://, or http <-> https */
         hlog(h, 0, "http: a redirect to another scheme is not followed");
         finish(h, FOTA_DL_REQUEST);
         return;
@@ -420,7 +418,8 @@ static void on_eof(struct net_http *h, ssize_t nread)
             finish(h, 0); /* a body read to the close */
             return;
         }
-        if (h->complete) {
+        if (h->complete) { /* llhttp_finish() answers HPE_PAUSED once on_message_complete
+                              has paused it (a body read to the close) */
             finish(h, 0);
             return;
         }
@@ -491,7 +490,6 @@ static int stream_write(struct conn *c, const void *data, size_t len)
     if (!w)
         return UV_ENOMEM;
     w->c = c;
-    w->len = len;
     memcpy(w->data, data, len);
     w->req.data = w;
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
