@@ -73,6 +73,22 @@ const char *fota_err_text(int code);
  *  it is >= 0 (a percent gets '%' when @p pct_sign). Returns @p buf. */
 const char *fota_urc(char *buf, size_t cap, enum fota_stage stage, int value, bool pct_sign);
 
+/** DOWNLOADING's rule (2.2.3.1): a rising percentage, each value at most
+ *  once, no more often than once per a profile's interval, 100 % kept for
+ *  the end (when the whole package has arrived: the door prints it). */
+struct fota_pct_gate {
+    int last;    /**< the last percentage let through, -1 none */
+    uint64_t at; /**< module time it was */
+};
+
+#define FOTA_PCT_GATE_INIT {.last = -1, .at = 0}
+
+/** The percentage to print now for @p done of @p total bytes at module time
+ *  @p now (ms), at most one per @p min_ms after the first; -1 for none (no
+ *  new value, too soon, 100 % or more, or @p total 0: a length not known). */
+int fota_pct_gate(struct fota_pct_gate *g, uint64_t done, uint64_t total, uint64_t now,
+                  uint32_t min_ms);
+
 struct fota;
 
 /** What the job asks of the module. Every hook runs on the loop thread. */

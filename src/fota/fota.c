@@ -149,6 +149,19 @@ const char *fota_urc(char *buf, size_t cap, enum fota_stage stage, int value, bo
     return buf;
 }
 
+int fota_pct_gate(struct fota_pct_gate *g, uint64_t done, uint64_t total, uint64_t now,
+                  uint32_t min_ms)
+{
+    if (!total || done >= total)
+        return -1;
+    int pct = (int)(done * 100 / total);
+    if (pct <= g->last || (g->last >= 0 && now - g->at < min_ms))
+        return -1;
+    g->last = pct;
+    g->at = now;
+    return pct;
+}
+
 static void urc(struct fota *f, enum fota_stage stage, int value)
 {
     char text[96];

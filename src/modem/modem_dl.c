@@ -51,8 +51,7 @@ struct modem_dl {
     struct dclock_timer timer;
     int err;               /* the transport's code, when it failed */
     uint64_t size;         /* Content-Length, 0 unknown */
-    int pct;               /* last DOWNLOADING printed, -1 none */
-    uint64_t pct_at;       /* module time it was printed */
+    struct fota_pct_gate pct; /* DOWNLOADING printed */
     void (*closed_cb)(void *arg); /* modem_dl_abort()'s */
     void *closed_arg;
 };
@@ -142,26 +141,20 @@ static void dl_finish(struct modem_dl *d, int err)
     d->src = NULL;
     d->err = err;
     dl_enter(d, DL_STORING, err ? fota_err_text(err) : "complete");
-    if (!err && d->pct < 100)
+    if (!err)
         stage_urc(d->m, FOTA_STAGE_DOWNLOADING, 100); /* the last, also with no length */
     fota_src_end(src, err ? FOTA_SRC_STOPPED : FOTA_SRC_COMPLETE, dl_stored, d);
 }
 
 /* ---- the transport's callbacks ------------------------------------- */
 
+/* No length (chunked): 100% alone, at the end. */
 static void progress(struct modem_dl *d)
 {
-    if (!d->size)
-        return; /* no length: 100% alone, at the end */
-    int pct = (int)(fota_src_taken(d->src) * 100 / d->size);
-    if (pct <= d->pct || pct >= 100) /* 100% once the body is whole */
-        return;
-    uint64_t now = dclock_now(d->m->clk);
-    if (d->pct >= 0 && now - d->pct_at < d->m->timing->dl_progress_ms)
-        return;
-    d->pct = pct;
-    d->pct_at = now;
-    stage_urc(d->m, FOTA_STAGE_DOWNLOADING, pct);
+    int pct = fota_pct_gate(&d->pct, fota_src_taken(d->src), d->size, dclock_now(d->m->clk),
+                            d->m->timing->dl_progress_ms);
+    if (pct >= 0)
+        stage_urc(d->m, FOTA_STAGE_DOWNLOADING, pct);
 }
 
 static int on_size(void *ud, uint64_t size)
@@ -323,7 +316,7 @@ int modem_dl_start(struct modem *m, const char *url)
     struct modem_dl *d = calloc(1, sizeof(*d));
     if (!d)
         return AT_ERROR;
-    *d = (struct modem_dl){.m = m, .state = DL_STARTING, .pct = -1};
+    *d = (struct modem_dl){.m = m, .state = DL_STARTING, .pct = FOTA_PCT_GATE_INIT};
     /* a URL with a known scheme that does not parse is taken, and fails
      * as the real module's does: HTTPEND,705 (the note's "URL error") */
     d->url_err = net_url_parse(url, &d->url);

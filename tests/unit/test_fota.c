@@ -574,6 +574,54 @@ static void test_error_table_and_urc_format(void **state)
                         "+QIND: \"FOTA\",\"END\",504");
 }
 
+static void test_downloading_percent_rises_once_each_at_most_per_interval(void **state)
+{
+    (void)state;
+    struct fota_pct_gate g = FOTA_PCT_GATE_INIT;
+    const uint64_t size = 1000;
+    /* on a test clock: bytes arrive every 50 ms, the profile allows one
+     * URC per 200 ms; what comes through rises and keeps its spacing */
+    struct dclock *clk = NULL;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    clk = dclock_new_test(&loop);
+    assert_non_null(clk);
+    int got[64], n = 0;
+    uint64_t at[64];
+    for (uint64_t done = 0; done < size; done += 37) {
+        int pct = fota_pct_gate(&g, done, size, dclock_now(clk), 200);
+        if (pct >= 0) {
+            assert_true(n < 64);
+            at[n] = dclock_now(clk);
+            got[n++] = pct;
+        }
+        dclock_test_advance(clk, 50);
+    }
+    assert_int_equal(got[0], 0); /* the first at once */
+    for (int i = 1; i < n; i++) {
+        assert_true(got[i] > got[i - 1]);
+        assert_true(got[i] < 100);
+        assert_true(at[i] - at[i - 1] >= 200);
+    }
+    assert_int_equal(n, 7); /* 27 chunks over 1350 ms: at 0, 200, ... 1200 ms */
+    dclock_close(clk, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    /* no interval: every new value once, none repeated, none going back */
+    struct fota_pct_gate h = FOTA_PCT_GATE_INIT;
+    assert_int_equal(fota_pct_gate(&h, 10, size, 0, 0), 1);
+    assert_int_equal(fota_pct_gate(&h, 15, size, 0, 0), -1); /* still 1 % */
+    assert_int_equal(fota_pct_gate(&h, 5, size, 0, 0), -1);  /* back to 0 % */
+    assert_int_equal(fota_pct_gate(&h, 999, size, 0, 0), 99);
+    assert_int_equal(fota_pct_gate(&h, size, size, 0, 0), -1); /* 100 %: the door's, at the end */
+    assert_int_equal(fota_pct_gate(&h, 2 * size, size, 0, 0), -1);
+    struct fota_pct_gate u = FOTA_PCT_GATE_INIT;
+    assert_int_equal(fota_pct_gate(&u, 500, 0, 0, 0), -1); /* no length known */
+    /* 100 * done does not overflow for a slot-sized package */
+    assert_int_equal(fota_pct_gate(&u, 7471103, 7471104, 0, 0), 99);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +649,7 @@ int main(void)
         T(test_symlink_planted_as_the_slot_ends_505),
         T(test_closing_mid_update_frees_everything_and_resumes_later),
         T(test_error_table_and_urc_format),
+        T(test_downloading_percent_rises_once_each_at_most_per_interval),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
