@@ -22,6 +22,7 @@
 
 #include "modem/file_codes.h"
 #include "modem/modem_int.h"
+#include "modem_fx.h"
 
 /* ---- <check_sum> ------------------------------------------------------- */
 
@@ -117,78 +118,25 @@ static void test_store_errors_map_onto_file_codes(void **state)
 
 /* ---- AT+QFUPL on a modem with a test clock ------------------------------ */
 
-struct fx {
-    uv_loop_t loop;
-    struct dclock *clk;
-    struct port *p;
-    struct modem *m;
-    char dir[64];
-    char got[1 << 16];
-    bool closed;
-    bool pace; /* the UART is paced: let the line time pass after a command */
-};
-
-static void start(struct fx *f, bool pace)
+static void start(struct mfx *f, bool pace)
 {
-    struct modem_cfg c = {
-        .clock = f->clk, .uart = f->p, .state_dir = f->dir, .profile = "fast", .pace_uart = pace};
-    f->pace = pace;
-    assert_int_equal(modem_new(&f->loop, &c, NULL, NULL, &f->m), 0);
-    dclock_test_advance(f->clk, 1000); /* the whole boot */
-    port_mem_take(f->p, f->got, sizeof(f->got));
-    assert_non_null(strstr(f->got, "+QIND: SMS DONE"));
+    f->cfg.pace_uart = pace;
+    mfx_power_on(f);
 }
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->clk = dclock_new_test(&f->loop);
-    assert_non_null(f->clk);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_file_cmds.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(port_mem_new(f->clk, NULL, NULL, &f->p), 0);
-    *state = f;
-    return 0;
-}
-
-static void on_closed(void *arg)
-{
-    ((struct fx *)arg)->closed = true;
-}
-
-static void stop_modem(struct fx *f)
-{
-    if (!f->m)
-        return;
-    f->closed = false;
-    modem_close(f->m, on_closed, f);
-    f->m = NULL;
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_true(f->closed);
+    return mfx_setup(state, "test_file_cmds");
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    stop_modem(f);
-    f->closed = false;
-    port_close(f->p, on_closed, f);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_true(f->closed);
-    dclock_close(f->clk, NULL, NULL);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
-    return 0;
+    return mfx_teardown(state);
 }
 
 /* Moves module time on a millisecond at a time, letting the loop run
  * between (a paced in-memory port resumes its input from the loop). */
-static void advance(struct fx *f, uint64_t ms)
+static void advance(struct mfx *f, uint64_t ms)
 {
     for (uint64_t i = 0; i < ms; i++) {
         dclock_test_advance(f->clk, 1);
@@ -196,88 +144,71 @@ static void advance(struct fx *f, uint64_t ms)
     }
 }
 
-/* Lets the store's work on libuv's threadpool complete: answers that wait
- * for a write come once it has (the loop blocks only while work runs). */
-static void settle(struct fx *f)
-{
-    while (f->loop.active_reqs.count)
-        uv_run(&f->loop, UV_RUN_ONCE);
-}
-
-static void send_bytes(struct fx *f, const void *buf, size_t len)
+static void send_bytes(struct mfx *f, const void *buf, size_t len)
 {
     port_mem_feed(f->p, buf, len);
 }
 
 /* Sends @p line (ATE0 is set) and returns what came back. */
-static const char *at(struct fx *f, const char *line)
+static const char *at(struct mfx *f, const char *line)
 {
     char buf[256];
     snprintf(buf, sizeof(buf), "%s\r", line);
     send_bytes(f, buf, strlen(buf));
-    if (f->pace)
+    if (f->cfg.pace_uart)
         advance(f, 10);
-    settle(f);
-    port_mem_take(f->p, f->got, sizeof(f->got));
-    return f->got;
+    return mfx_take(f);
 }
 
-static const char *take(struct fx *f)
-{
-    settle(f);
-    port_mem_take(f->p, f->got, sizeof(f->got));
-    return f->got;
-}
-
-static void expect_report(struct fx *f, const uint8_t *data, size_t len)
+static void expect_report(struct mfx *f, const uint8_t *data, size_t len)
 {
     char want[64];
     snprintf(want, sizeof(want), "\r\n+QFUPL: %zu,%x\r\n\r\nOK\r\n", len,
              modem_xor16(0, 0, data, len));
-    assert_string_equal(take(f), want);
+    assert_string_equal(mfx_take(f), want);
 }
 
 static void booted(void **state, bool pace)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     start(f, pace);
     assert_string_equal(at(f, "ATE0"), "ATE0\r\r\nOK\r\n");
 }
 
 static void test_qfupl_acks_each_whole_block_and_not_before(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     booted(state, false);
     static uint8_t data[2 * 1024 + 1];
     for (size_t i = 0; i < sizeof(data); i++)
         data[i] = (uint8_t)(i ^ 0x5a);
     assert_string_equal(at(f, "AT+QFUPL=\"/datatx/ssl/coap-key.pem\",2049,5,1"), "\r\nCONNECT\r\n");
     send_bytes(f, data, 1023);
-    assert_string_equal(take(f), "");
+    assert_string_equal(mfx_take(f), "");
     send_bytes(f, data + 1023, 1);
-    assert_string_equal(take(f), "A");
+    assert_string_equal(mfx_take(f), "A");
     send_bytes(f, data + 1024, 1024);
-    assert_string_equal(take(f), "A");
+    assert_string_equal(mfx_take(f), "A");
     send_bytes(f, data + 2048, 1);
     expect_report(f, data, sizeof(data));
 }
 
 static void test_qfupl_timeout_is_421_at_the_timeout_not_before(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     booted(state, false);
     assert_string_equal(at(f, "AT+QFUPL=\"UFS:t.bin\",10,2"), "\r\nCONNECT\r\n");
     dclock_test_advance(f->clk, 1999);
-    assert_string_equal(take(f), "");
+    assert_string_equal(mfx_take(f), "");
     dclock_test_advance(f->clk, 1);
-    assert_string_equal(take(f), "\r\n+CME ERROR: 421\r\n");
+    assert_string_equal(mfx_take(f), "\r\n+CME ERROR: 421\r\n");
     assert_string_equal(at(f, "AT+QFLST"), "\r\nOK\r\n");
     /* the timeout counts from the last byte; what arrived is kept */
     assert_string_equal(at(f, "AT+QFUPL=\"UFS:t.bin\",10,2"), "\r\nCONNECT\r\n");
     dclock_test_advance(f->clk, 1500);
     send_bytes(f, "xyz", 3);
     dclock_test_advance(f->clk, 1999);
-    assert_string_equal(take(f), "");
+    assert_string_equal(mfx_take(f), "");
     dclock_test_advance(f->clk, 1);
     expect_report(f, (const uint8_t *)"xyz", 3);
     assert_string_equal(at(f, "AT+QFLST"), "\r\n+QFLST: \"UFS:t.bin\",3\r\n\r\nOK\r\n");
@@ -285,18 +216,18 @@ static void test_qfupl_timeout_is_421_at_the_timeout_not_before(void **state)
 
 static void test_qfupl_cut_by_a_power_loss_leaves_no_file(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     booted(state, false);
     assert_string_equal(at(f, "AT+QFUPL=\"UFS:c.bin\",100"), "\r\nCONNECT\r\n");
     send_bytes(f, "half", 4);
-    stop_modem(f);
+    mfx_stop(f);
     start(f, false);
     assert_string_equal(at(f, "ATE0;+QFLST"), "ATE0;+QFLST\r\r\nOK\r\n");
 }
 
 static void test_qfupl_dtr_drop_keeps_what_arrived(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     booted(state, false);
     assert_string_equal(at(f, "AT&D1"), "\r\nOK\r\n");
     assert_string_equal(at(f, "AT+QFUPL=\"UFS:d.bin\",100"), "\r\nCONNECT\r\n");
@@ -309,7 +240,7 @@ static void test_qfupl_dtr_drop_keeps_what_arrived(void **state)
 
 /* The size of the one temporary file in efs/ufs (an upload in progress),
  * -1 when there is none. */
-static long long ufs_tmp_size(struct fx *f)
+static long long ufs_tmp_size(struct mfx *f)
 {
     char path[128];
     snprintf(path, sizeof(path), "%s/efs/ufs", f->dir);
@@ -338,7 +269,7 @@ static void fill_data(uint8_t *buf, size_t len)
  * full buffer to the temporary file, the loop never does. */
 static void test_qfupl_chunks_reach_the_file_on_a_worker(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     booted(state, false);
     static uint8_t data[600 * 1024];
     fill_data(data, sizeof(data));
@@ -348,7 +279,7 @@ static void test_qfupl_chunks_reach_the_file_on_a_worker(void **state)
     assert_int_equal(ufs_tmp_size(f), 0); /* in memory: a buffer's worth */
     for (size_t off = 256 * 1024; off < 300 * 1024; off += 4096)
         send_bytes(f, data + off, 4096);
-    settle(f); /* the full buffer, written on a worker */
+    mfx_settle(f); /* the full buffer, written on a worker */
     assert_int_equal(ufs_tmp_size(f), 256 * 1024);
     for (size_t off = 300 * 1024; off < sizeof(data); off += 4096)
         send_bytes(f, data + off, 4096);
@@ -367,7 +298,7 @@ static void test_qfupl_chunks_reach_the_file_on_a_worker(void **state)
  * leaves no file, no temporary file. */
 static void test_qfupl_write_error_on_a_worker_answers_an_error(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     booted(state, false);
     static uint8_t data[700 * 1024];
     fill_data(data, sizeof(data));
@@ -381,7 +312,7 @@ static void test_qfupl_write_error_on_a_worker_answers_an_error(void **state)
     const char *got = "";
     for (size_t off = 0; off < sizeof(data) && !*got; off += 4096) {
         send_bytes(f, data + off, 4096);
-        got = take(f); /* nothing more is sent once data mode ended */
+        got = mfx_take(f); /* nothing more is sent once data mode ended */
     }
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, was);
@@ -393,7 +324,7 @@ static void test_qfupl_write_error_on_a_worker_answers_an_error(void **state)
 /* 1152 bytes at 115200 bps, 10 bits a byte: 100 ms of line time. */
 static void paced_upload(void **state, bool pace)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     booted(state, pace);
     static uint8_t data[1152];
     for (size_t i = 0; i < sizeof(data); i++)
@@ -402,9 +333,9 @@ static void paced_upload(void **state, bool pace)
     send_bytes(f, data, sizeof(data));
     if (pace) {
         advance(f, 95);
-        assert_string_equal(take(f), "");
+        assert_string_equal(mfx_take(f), "");
         advance(f, 20);
-        settle(f);      /* the file is kept on a worker */
+        mfx_settle(f);      /* the file is kept on a worker */
         advance(f, 10); /* and the answer leaves at the line rate */
     }
     expect_report(f, data, sizeof(data));

@@ -18,96 +18,20 @@
 
 #include "dfota/modem.h"
 #include "dfota/port.h"
+#include "modem_fx.h"
 #include "modem/modem_int.h"
-
-struct fx {
-    uv_loop_t loop;
-    struct dclock *clk;
-    struct port *p;
-    struct modem *m;
-    char dir[64];
-    char got[4096];
-    bool closed;
-    const char *apns; /* --network-apns of the next start() */
-};
-
-static void on_closed(void *arg)
-{
-    ((struct fx *)arg)->closed = true;
-}
-
-/* Powers a modem on the state dir and boots it to SMS DONE, echo off. */
-static void start(struct fx *f)
-{
-    struct modem_cfg c = {.clock = f->clk,
-                          .uart = f->p,
-                          .state_dir = f->dir,
-                          .profile = "fast",
-                          .network_apns = f->apns};
-    assert_int_equal(modem_new(&f->loop, &c, NULL, NULL, &f->m), 0);
-    dclock_test_advance(f->clk, 1000);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    port_mem_take(f->p, f->got, sizeof(f->got));
-    assert_non_null(strstr(f->got, "+QIND: SMS DONE"));
-    port_mem_feed(f->p, "ATE0\r", 5);
-    port_mem_take(f->p, f->got, sizeof(f->got));
-    assert_string_equal(f->got, "ATE0\r\r\nOK\r\n");
-}
-
-static void stop(struct fx *f)
-{
-    f->closed = false;
-    modem_close(f->m, on_closed, f);
-    f->m = NULL;
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_true(f->closed);
-}
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->clk = dclock_new_test(&f->loop);
-    assert_non_null(f->clk);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_pdp.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(port_mem_new(f->clk, NULL, NULL, &f->p), 0);
-    start(f);
-    *state = f;
+    mfx_setup(state, "test_pdp");
+    struct mfx *f = *state;
+    mfx_start(f);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    if (f->m)
-        stop(f);
-    f->closed = false;
-    port_close(f->p, on_closed, f);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_true(f->closed);
-    dclock_close(f->clk, NULL, NULL);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
-    return 0;
-}
-
-/* Sends @p line and returns everything the module answered to it (a
- * setting is written off the loop: the answer comes once the store's work
- * on libuv's threadpool has completed). */
-static const char *at(struct fx *f, const char *line)
-{
-    char buf[1200];
-    snprintf(buf, sizeof(buf), "%s\r", line);
-    port_mem_feed(f->p, buf, strlen(buf));
-    while (f->loop.active_reqs.count)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    port_mem_take(f->p, f->got, sizeof(f->got));
-    return f->got;
+    return mfx_teardown(state);
 }
 
 #define OK "\r\nOK\r\n"
@@ -115,15 +39,15 @@ static const char *at(struct fx *f, const char *line)
 #define CME50 "\r\n+CME ERROR: 50\r\n"
 
 /* The answer @p line gets must be @p want (a lines block, then OK). */
-static void expect(struct fx *f, const char *line, const char *want)
+static void expect(struct mfx *f, const char *line, const char *want)
 {
-    const char *got = at(f, line);
+    const char *got = mfx_at(f, line);
     if (strcmp(got, want) != 0)
         fail_msg("%s answered \"%s\", not \"%s\"", line, got, want);
 }
 
 /* AT+CFUN=1 after 0: OK, then the +CPIN: READY URC after the URC gap. */
-static void radio_on(struct fx *f)
+static void radio_on(struct mfx *f)
 {
     expect(f, "AT+CFUN=1", OK);
     dclock_test_advance(f->clk, 100);
@@ -132,7 +56,7 @@ static void radio_on(struct fx *f)
     assert_string_equal(f->got, "\r\n+CPIN: READY\r\n");
 }
 
-static const char *addr(struct fx *f, int cid)
+static const char *addr(struct mfx *f, int cid)
 {
     static char buf[64];
     return modem_pdp_addr(f->m, cid, MODEM_PDP_IP, buf, sizeof(buf));
@@ -163,7 +87,7 @@ static void test_timing_profiles_carry_the_link_and_the_download_timers(void **s
 
 static void test_data_ok_needs_the_radio_and_ps_registration(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     struct modem *m = f->m;
     assert_int_equal(modem_net_data_ok(m, "internet"), 0); /* any APN by default */
     assert_int_equal(modem_net_data_ok(m, ""), 0);
@@ -190,10 +114,10 @@ static void test_data_ok_needs_the_radio_and_ps_registration(void **state)
 
 static void test_network_apns_refuses_other_apns_case_insensitively(void **state)
 {
-    struct fx *f = *state;
-    stop(f);
-    f->apns = "internet,iot.example";
-    start(f);
+    struct mfx *f = *state;
+    mfx_stop(f);
+    f->cfg.network_apns = "internet,iot.example";
+    mfx_start(f);
     struct modem *m = f->m;
     assert_int_equal(modem_net_data_ok(m, "internet"), 0);
     assert_int_equal(modem_net_data_ok(m, "IOT.Example"), 0);
@@ -209,7 +133,7 @@ static void test_network_apns_refuses_other_apns_case_insensitively(void **state
 
 static void test_download_apn_is_fota_apns_else_context_1s(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     char buf[128];
     assert_string_equal(modem_download_apn(f->m, buf, sizeof(buf)), "");
     expect(f, "AT+CGDCONT=1,\"IP\",\"ctx1.apn\"", OK);
@@ -224,12 +148,12 @@ static void test_download_apn_is_fota_apns_else_context_1s(void **state)
     assert_string_equal(modem_download_apn(f->m, buf, sizeof(buf)), "");
     /* and after a restart, from the store */
     expect(f, "AT+CGDCONT=1,\"IP\",\"kept.apn\"", OK);
-    stop(f);
-    start(f);
+    mfx_stop(f);
+    mfx_start(f);
     assert_string_equal(modem_download_apn(f->m, buf, sizeof(buf)), "kept.apn");
     expect(f, "AT+QCFGEXT=\"fota_apn\",0,\"f2\",\"u\",\"p\"", OK);
-    stop(f);
-    start(f);
+    mfx_stop(f);
+    mfx_start(f);
     assert_string_equal(modem_download_apn(f->m, buf, sizeof(buf)), "f2");
     assert_string_equal(modem_download_apn(f->m, buf, 3), "f2");
     assert_string_equal(modem_download_apn(f->m, buf, 2), "f"); /* cut to fit */
@@ -239,13 +163,13 @@ static void test_download_apn_is_fota_apns_else_context_1s(void **state)
 
 static void test_cgdcont_context_1_comes_defined_ip_without_apn(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+CGDCONT?", "\r\n+CGDCONT: 1,\"IP\",\"\",\"0.0.0.0\",0,0,0,0\r\n" OK);
 }
 
 static void test_cgdcont_test_form_lists_each_pdp_type(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+CGDCONT=?",
            "\r\n+CGDCONT: (1-15),\"IP\",,,(0-2),(0-4),(0),(0)\r\n"
            "+CGDCONT: (1-15),\"IPV6\",,,(0-2),(0-4),(0),(0)\r\n"
@@ -255,7 +179,7 @@ static void test_cgdcont_test_form_lists_each_pdp_type(void **state)
 
 static void test_cgdcont_set_read_and_undefine(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+CGDCONT=1,\"IP\",\"internet\"", OK);
     expect(f, "AT+CGDCONT=3,\"ipv4v6\",\"iot.example\",\"\",1,2", OK);
     expect(f, "AT+CGDCONT=15,\"IPV6\"", OK);
@@ -277,7 +201,7 @@ static void test_cgdcont_set_read_and_undefine(void **state)
 
 static void test_cgdcont_bad_forms_are_cme_50_and_change_nothing(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     char long_apn[200];
     snprintf(long_apn, sizeof(long_apn), "AT+CGDCONT=1,\"IP\",\"%0100d\"", 0);
     const char *bad[] = {
@@ -304,7 +228,7 @@ static void test_cgdcont_bad_forms_are_cme_50_and_change_nothing(void **state)
 
 static void test_qicsgp_test_form_and_query_of_a_context_never_set(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+QICSGP=?", "\r\n+QICSGP: (1-16),(1-3),<APN>,<username>,<password>,(0-3)\r\n" OK);
     expect(f, "AT+QICSGP=1", "\r\n+QICSGP: 1,\"\",\"\",\"\",0\r\n" OK);
     expect(f, "AT+QICSGP=2", "\r\n+QICSGP: 0,\"\",\"\",\"\",0\r\n" OK);
@@ -313,7 +237,7 @@ static void test_qicsgp_test_form_and_query_of_a_context_never_set(void **state)
 
 static void test_qicsgp_writes_the_context_cgdcont_shows(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+QICSGP=1,1,\"iot.1nce.net\",\"\",\"\",0", OK);
     expect(f, "AT+QICSGP=1", "\r\n+QICSGP: 1,\"iot.1nce.net\",\"\",\"\",0\r\n" OK);
     expect(f, "AT+QICSGP=2,3,\"b.apn\",\"user\",\"pw\",2", OK);
@@ -331,7 +255,7 @@ static void test_qicsgp_writes_the_context_cgdcont_shows(void **state)
 
 static void test_qicsgp_bad_forms_are_error_and_change_nothing(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+QICSGP=1,1,\"kept\",\"u\",\"p\",1", OK);
     const char *bad[] = {
         "AT+QICSGP=0",
@@ -356,7 +280,7 @@ static void test_qicsgp_bad_forms_are_error_and_change_nothing(void **state)
 
 static void test_qiact_activates_and_reads_back_with_its_address(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     char want[256];
     expect(f, "AT+QIACT=?", "\r\n+QIACT: (1-16)\r\n" OK);
     expect(f, "AT+QIACT?", OK);
@@ -386,20 +310,20 @@ static void test_qiact_activates_and_reads_back_with_its_address(void **state)
 
 static void test_qiact_addresses_are_deterministic_and_per_context(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     char a1[64], a2[64], a1b[64];
     snprintf(a1, sizeof(a1), "%s", addr(f, 1));
     snprintf(a2, sizeof(a2), "%s", addr(f, 2));
     assert_string_not_equal(a1, a2);
-    stop(f);
-    start(f);
+    mfx_stop(f);
+    mfx_start(f);
     snprintf(a1b, sizeof(a1b), "%s", addr(f, 1));
     assert_string_equal(a1, a1b); /* the same SIM (state dir): the same address */
 }
 
 static void test_qiact_refuses_undefined_nonip_and_bad_contexts(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+QIACT=2", ERR); /* not defined */
     expect(f, "AT+CGDCONT=2,\"NONIP\",\"nidd\"", OK);
     expect(f, "AT+QIACT=2", ERR); /* no IP over a Non-IP context */
@@ -412,7 +336,7 @@ static void test_qiact_refuses_undefined_nonip_and_bad_contexts(void **state)
 
 static void test_qiact_fails_without_radio_or_registration(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+CFUN=4", OK);
     expect(f, "AT+QIACT=1", ERR);
     expect(f, "AT+CMEE=2", OK);
@@ -428,10 +352,10 @@ static void test_qiact_fails_without_radio_or_registration(void **state)
 
 static void test_qiact_refuses_an_apn_the_network_does_not_take(void **state)
 {
-    struct fx *f = *state;
-    stop(f);
-    f->apns = "internet";
-    start(f);
+    struct mfx *f = *state;
+    mfx_stop(f);
+    f->cfg.network_apns = "internet";
+    mfx_start(f);
     expect(f, "AT+QICSGP=1,1,\"other.apn\"", OK);
     expect(f, "AT+QIACT=1", ERR);
     expect(f, "AT+QIACT?", OK);
@@ -444,7 +368,7 @@ static void test_qiact_refuses_an_apn_the_network_does_not_take(void **state)
 
 static void test_radio_off_detach_and_restart_deactivate(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     char want[128];
     snprintf(want, sizeof(want), "\r\n+QIACT: 1,1,1,\"%s\"\r\n" OK, addr(f, 1));
     expect(f, "AT+QIACT=1", OK);
@@ -458,8 +382,8 @@ static void test_radio_off_detach_and_restart_deactivate(void **state)
     expect(f, "AT+QIACT?", OK);
     expect(f, "AT+CGATT=1", OK);
     expect(f, "AT+QIACT=1", OK);
-    stop(f);
-    start(f);
+    mfx_stop(f);
+    mfx_start(f);
     expect(f, "AT+QIACT?", OK);
     expect(f, "AT+QIACT=1", OK);
     expect(f, "AT+CFUN=1,1", OK); /* the module's own reset */
@@ -475,7 +399,7 @@ static void test_radio_off_detach_and_restart_deactivate(void **state)
 
 static void test_cgatt_follows_the_model(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+CGATT=?", "\r\n+CGATT: (0,1)\r\n" OK);
     expect(f, "AT+CGATT?", "\r\n+CGATT: 1\r\n" OK);
     expect(f, "AT+CGATT=0", OK);
@@ -495,14 +419,14 @@ static void test_cgatt_follows_the_model(void **state)
     expect(f, "AT+CGATT?", "\r\n+CGATT: 1\r\n" OK);
     /* a detach lasts until a power cycle */
     expect(f, "AT+CGATT=0", OK);
-    stop(f);
-    start(f);
+    mfx_stop(f);
+    mfx_start(f);
     expect(f, "AT+CGATT?", "\r\n+CGATT: 1\r\n" OK);
 }
 
 static void test_cgpaddr_lists_defined_contexts_with_their_address(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     char want[256];
     expect(f, "AT+CGPADDR=?", "\r\n+CGPADDR: (1)\r\n" OK);
     expect(f, "AT+CGPADDR", "\r\n+CGPADDR: 1,\"0.0.0.0\"\r\n" OK);
@@ -523,12 +447,12 @@ static void test_cgpaddr_lists_defined_contexts_with_their_address(void **state)
 
 static void test_definitions_are_kept_across_a_restart(void **state)
 {
-    struct fx *f = *state;
+    struct mfx *f = *state;
     expect(f, "AT+CGDCONT=1", OK); /* undefining is kept too */
     expect(f, "AT+CGDCONT=5,\"IPV4V6\",\"five\",\"\",2,4", OK);
     expect(f, "AT+QICSGP=7,1,\"seven\",\"u7\",\"p7\",3", OK);
-    stop(f);
-    start(f);
+    mfx_stop(f);
+    mfx_start(f);
     expect(f, "AT+CGDCONT?",
            "\r\n+CGDCONT: 5,\"IPV4V6\",\"five\",\"0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0\",2,4,0,0\r\n"
            "+CGDCONT: 7,\"IP\",\"seven\",\"0.0.0.0\",0,0,0,0\r\n" OK);
@@ -538,8 +462,8 @@ static void test_definitions_are_kept_across_a_restart(void **state)
 
 static void test_a_stored_value_that_does_not_parse_is_the_default(void **state)
 {
-    struct fx *f = *state;
-    stop(f);
+    struct mfx *f = *state;
+    mfx_stop(f);
     /* a state dir written by hand (or an older build) */
     {
         uv_loop_t l;
@@ -554,7 +478,7 @@ static void test_a_stored_value_that_does_not_parse_is_the_default(void **state)
         uv_run(&l, UV_RUN_DEFAULT);
         assert_int_equal(uv_loop_close(&l), 0);
     }
-    start(f);
+    mfx_start(f);
     expect(f, "AT+CGDCONT?", "\r\n+CGDCONT: 1,\"IP\",\"\",\"0.0.0.0\",0,0,0,0\r\n" OK);
     expect(f, "AT+QCFGEXT=\"fota_apn\"", "\r\n+QCFGEXT: \"fota_apn\",0,\"\"\r\n" OK);
 }
