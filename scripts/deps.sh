@@ -4,10 +4,12 @@
 # Test and benchmark peers: nginx-light (the HTTP(S) server the download
 # tests and bench/bench_http.py start on loopback), openssl (the CLI: their
 # certificates, made at test time), curl (the download the benchmark
-# compares against, and checking the peers by hand).
+# compares against, and checking the peers by hand). libcjson-dev: the control
+# socket's JSON lines (src/ctl, dfota-simctl).
 set -eu
 PKGS="build-essential cmake pkg-config git
 libuv1-dev libmbedtls-dev libssl-dev libcoap3-dev node-llhttp libzstd-dev libcmocka-dev
+libcjson-dev
 zstd python3 python3-pytest python3-serial strace
 nginx-light openssl curl"
 

@@ -10,11 +10,13 @@
 #include <sys/sysmacros.h>
 #include <uv.h>
 
+#include "dfota/ctl.h"
 #include "dfota/modem.h"
 
 struct app {
     uv_loop_t *loop;
     struct modem *modem;
+    struct ctl *ctl;
     uv_signal_t sigint, sigterm;
     int exit_code;
 };
@@ -45,6 +47,7 @@ static void usage(FILE *f)
                "  --network-apns LIST the only APNs the network accepts a data call on, comma-\n"
                "                     separated, case-insensitive (e.g. internet,iot.example;\n"
                "                     default: any); the empty APN (network default) always is\n"
+               "  --control PATH     a control socket at PATH (dfota-simctl, JSON lines; mode 0600)\n"
                "  --trace FILE       timestamped wire trace of both directions\n"
                "  -v                 more log on stderr (twice: debug)\n"
                "  --help, --version\n");
@@ -117,6 +120,10 @@ static void on_signal(uv_signal_t *h, int signum)
     (void)signum;
     uv_signal_stop(&app->sigint);
     uv_signal_stop(&app->sigterm);
+    if (app->ctl) { /* first: it lets go of the modem */
+        ctl_close(app->ctl, NULL, NULL);
+        app->ctl = NULL;
+    }
     if (app->modem) {
         struct modem *m = app->modem;
         app->modem = NULL;
@@ -127,9 +134,10 @@ static void on_signal(uv_signal_t *h, int signum)
 int main(int argc, char **argv)
 {
     struct modem_cfg cfg = {0};
+    const char *control = NULL;
     enum {
         O_UART = 256, O_USB, O_STATE, O_MODEL, O_FW, O_PROFILE, O_SCALE, O_WAIT, O_TRACE,
-        O_OPAQUE, O_NOPCT, O_PACE, O_PRELOAD, O_APNS, O_HELP, O_VER
+        O_OPAQUE, O_NOPCT, O_PACE, O_PRELOAD, O_APNS, O_CONTROL, O_HELP, O_VER
     };
     static const struct option opts[] = {
         {"uart", required_argument, 0, O_UART},
@@ -146,6 +154,7 @@ int main(int argc, char **argv)
         {"time-scale", required_argument, 0, O_SCALE},
         {"wait-open", no_argument, 0, O_WAIT},
         {"trace", required_argument, 0, O_TRACE},
+        {"control", required_argument, 0, O_CONTROL},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VER},
         {0, 0, 0, 0},
@@ -174,6 +183,7 @@ int main(int argc, char **argv)
             break;
         case O_WAIT: cfg.wait_open = true; break;
         case O_TRACE: cfg.trace_path = optarg; break;
+        case O_CONTROL: control = optarg; break;
         case 'v': cfg.verbose++; break;
         case O_HELP: usage(stdout); return 0;
         case O_VER: printf("dfota-sim %s\n", DFOTA_VERSION); return 0;
@@ -192,12 +202,30 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
 
+    /* the control socket listens before the ready line is printed: a rig
+     * that waits for that line may connect at once */
+    int r = 0;
+    if (control) {
+        r = ctl_new(app.loop, &(struct ctl_cfg){.path = control, .verbose = cfg.verbose},
+                    &app.ctl);
+        if (r)
+            fprintf(stderr, "dfota-sim: cannot open the control socket %s: %s\n", control,
+                    r == -EEXIST       ? "the path exists and is not a socket"
+                    : r == -EADDRINUSE ? "another process listens on it"
+                                       : strerror(-r));
+    }
     struct modem_events ev = {.on_ready = on_ready};
-    int r = modem_new(app.loop, &cfg, &ev, &app, &app.modem);
+    if (!r) {
+        r = modem_new(app.loop, &cfg, &ev, &app, &app.modem);
+        if (r)
+            explain(&cfg, r);
+    }
+    if (!r && app.ctl)
+        r = ctl_attach(app.ctl, "modem", app.modem);
     if (r) {
-        explain(&cfg, r);
-        uv_close((uv_handle_t *)&app.sigint, NULL);
-        uv_close((uv_handle_t *)&app.sigterm, NULL);
+        on_signal(&app.sigint, SIGTERM); /* closes what was made */
+        if (!app.modem)
+            on_closed(&app);
         uv_run(app.loop, UV_RUN_DEFAULT);
         uv_loop_close(app.loop);
         return 1;

@@ -102,6 +102,30 @@ struct fota_hooks {
     /** A log line of the job (level 0 warning, 1 info, 2 debug); the module
      *  prefixes it with its instance name. Optional. */
     void (*log)(void *ud, int level, const char *msg);
+    /** The job's state changed from @p from to @p to (names as in
+     *  fota_status.state) on @p event. Optional. */
+    void (*state)(void *ud, const char *from, const char *to, const char *event);
+};
+
+/** Seams for fault injection (STYLE.md 11): where the flash and the
+ *  update may fail as a real module's do. Every member is optional and runs
+ *  on the loop thread; the job never knows who answers. */
+struct fota_fault_ops {
+    /** A package source begins: the bytes of NAND free for it, at most
+     *  @p capacity (a full flash gives 0: 708 for a download, 590 for
+     *  "COM:"). */
+    uint64_t (*slot_room)(void *ud, uint64_t capacity);
+    /** The @p len bytes at @p offset of the package are about to be
+     *  written to the slot: a negative errno fails the write (707);
+     *  *@p flip set to an index below @p len corrupts that byte in flash
+     *  (the package check then fails: 710, or 506 at the update). */
+    int (*slot_write)(void *ud, uint64_t offset, size_t len, size_t *flip);
+    /** START: non-zero makes the update fail before a block is written
+     *  with that <update_err> (e.g. 512). */
+    int (*update_start)(void *ud);
+    /** Block @p block of @p count is about to be written: a negative errno
+     *  fails the write (flash error: END 504). */
+    int (*update_block)(void *ud, uint32_t block, uint32_t count);
 };
 
 /** Job configuration; pointers are borrowed for the job's life. */
@@ -115,11 +139,9 @@ struct fota_cfg {
     uint32_t stage_ms;            /**< pause between stages */
     uint32_t reset_ms;            /**< a reset's duration */
     uint32_t update_ms_per_mb;    /**< applying speed; 0 as fast as the disk allows */
-    /** Seam for fault injection: called on a libuv worker thread before each
-     *  block is written; a negative errno fails the write (flash error ->
-     *  END,504). */
-    int (*flash_fault)(void *ud, uint32_t block);
-    void *flash_fault_ud;
+    /** Seams for fault injection (borrowed; NULL: none) and their ud. */
+    const struct fota_fault_ops *faults;
+    void *faults_ud;
 };
 
 /** Makes the job for a module running @p firmware (copied). Returns 0 or
@@ -154,6 +176,20 @@ void fota_set_trigger_mode(struct fota *f, int mode);
 /** A reset or power cycle of the module: volatile job settings to defaults;
  *  a package still coming in is cut (see fota_src_end()). */
 void fota_power_cycle(struct fota *f);
+
+/** What the job is doing, for the control socket (fota_get_status()). */
+struct fota_status {
+    const char *state;    /**< "idle", "receiving", "received", "arming", "resetting",
+                               "reset", "starting", "updating", "ending", "end" */
+    const char *kind;     /**< the source's door ("com", "download") while one is open,
+                               "update" during the cycle, NULL when idle */
+    int percent;          /**< UPDATING's last percent; -1 when not updating */
+    uint64_t bytes;       /**< bytes the open source took so far */
+    uint32_t block, count; /**< the update's next block and block count */
+};
+
+/** Fills @p out with what the job is doing (the strings are static). */
+void fota_get_status(const struct fota *f, struct fota_status *out);
 
 /** The firmware the module runs now. */
 const char *fota_firmware(const struct fota *f);

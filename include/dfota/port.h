@@ -218,6 +218,15 @@ void port_set_strict_rate(struct port *p, bool strict);
 size_t port_garble(uint32_t tx_bps, uint32_t rx_bps, const uint8_t *in, size_t len, uint8_t *out,
                    size_t cap);
 
+/** Holds the output in the queue (@p hold: the host's RTS is off, as
+ *  hardware flow control holds a UART) or lets it go again; input goes on
+ *  (the queue's PORT_OUT_HIGH still stops it). */
+void port_hold_output(struct port *p, bool hold);
+
+/** Drops the output queued and not yet taken by the host side (counted in
+ *  port_stats.dropped): what a power cut does to a UART's FIFO. */
+void port_drop_output(struct port *p);
+
 /** Whether no output is queued (all of it has been handed to the host side;
  *  used to wait for output to drain before a reset). */
 bool port_output_idle(const struct port *p);

@@ -94,6 +94,7 @@ struct fota_src {
     fota_src_done done;
     void *ud;
     uint64_t size;
+    uint64_t room; /* what the slot takes (the capacity, less with a fault) */
     bool cut; /* a power cycle came while the slot was being finished */
 };
 
@@ -240,6 +241,7 @@ struct job_work {
     struct fota_src *src;
     void (*cb)(void *ud, int result);
     void *cb_ud;
+    int fault; /* run_step: the flash fails this block's write with it */
     bool always; /* done() runs even when the job is closing (it frees what it was given) */
 };
 
@@ -376,6 +378,34 @@ void fota_power_cycle(struct fota *f)
     fota_src_forget(f);
 }
 
+void fota_get_status(const struct fota *f, struct fota_status *out)
+{
+    *out = (struct fota_status){.state = state_name(f->state), .percent = -1};
+    switch (f->state) {
+    case JOB_IDLE:
+        break;
+    case JOB_RECEIVING:
+    case JOB_RECEIVED:
+        out->kind = f->src && f->src->kind == FOTA_SRC_COM ? "com" : "download";
+        if (f->src && f->state == JOB_RECEIVING)
+            out->bytes = store_slot_written(f->src->w);
+        break;
+    case JOB_UPDATING:
+        out->percent = f->last_pct;
+        /* fall through */
+    case JOB_ARMING:
+    case JOB_RESETTING:
+    case JOB_RESET:
+    case JOB_STARTING:
+    case JOB_ENDING:
+    case JOB_END:
+        out->kind = "update";
+        out->block = f->j.next;
+        out->count = f->j.count;
+        break;
+    }
+}
+
 const char *fota_firmware(const struct fota *f)
 {
     return f->firmware;
@@ -416,8 +446,11 @@ int fota_ensure_image(struct fota *f)
 
 static void enter(struct fota *f, enum job_state s, uint32_t delay_ms, const char *event)
 {
-    if (f->state != s)
+    if (f->state != s) {
         jlog(f, 2, "job: %s -> %s (%s)", state_name(f->state), state_name(s), event);
+        if (f->hooks.state)
+            f->hooks.state(f->ud, state_name(f->state), state_name(s), event);
+    }
     f->state = s;
     dclock_timer_stop(&f->timer);
     switch (s) {
@@ -462,16 +495,25 @@ int fota_slot_delete(struct fota *f, void (*cb)(void *ud, int result), void *ud)
 
 /* ---- package sources --------------------------------------------------- */
 
+/* The faults' seams: what the flash lets the job do. */
+static uint64_t slot_room(const struct fota *f)
+{
+    const struct fota_fault_ops *o = f->cfg.faults;
+    return o && o->slot_room ? o->slot_room(f->cfg.faults_ud, f->cfg.slot_capacity)
+                             : f->cfg.slot_capacity;
+}
+
 int fota_src_begin(struct fota *f, enum fota_src_kind kind, uint64_t size, struct fota_src **out)
 {
     if (fota_busy(f))
         return FOTA_CME_BUSY;
-    if (size > f->cfg.slot_capacity)
+    uint64_t room = slot_room(f);
+    if (size > room)
         return kind == FOTA_SRC_COM ? FOTA_CME_PARAM : FOTA_DL_TOO_LARGE;
     struct fota_src *s = calloc(1, sizeof(*s));
     if (!s)
         return FOTA_DL_UNKNOWN;
-    int r = store_slot_begin(f->cfg.store, f->cfg.slot_capacity, &s->w);
+    int r = store_slot_begin(f->cfg.store, room, &s->w);
     if (r) {
         free(s);
         jlog(f, 0, "cannot open the package slot: %s", strerror(-r));
@@ -479,15 +521,40 @@ int fota_src_begin(struct fota *f, enum fota_src_kind kind, uint64_t size, struc
     }
     s->f = f;
     s->kind = kind;
+    s->room = room;
     f->src = s;
     enter(f, JOB_RECEIVING, 0, kind == FOTA_SRC_COM ? "upload" : "download");
     *out = s;
     return 0;
 }
 
+/* The slot_write seam: a failed write, or a byte of @p buf flipped in a
+ * copy (*@p copy, to free) that is written instead. */
+static int slot_fault(struct fota_src *s, const void **buf, size_t len, uint8_t **copy)
+{
+    const struct fota_fault_ops *o = s->f->cfg.faults;
+    *copy = NULL;
+    if (!o || !o->slot_write || !len)
+        return 0;
+    size_t flip = SIZE_MAX;
+    int r = o->slot_write(s->f->cfg.faults_ud, store_slot_written(s->w), len, &flip);
+    if (r || flip >= len)
+        return r;
+    if (!(*copy = malloc(len)))
+        return -ENOMEM;
+    memcpy(*copy, *buf, len);
+    (*copy)[flip] ^= 0x5a;
+    *buf = *copy;
+    return 0;
+}
+
 int fota_src_write(struct fota_src *s, const void *buf, size_t len)
 {
-    int r = store_slot_write(s->w, buf, len);
+    uint8_t *copy;
+    int r = slot_fault(s, &buf, len, &copy);
+    if (!r)
+        r = store_slot_write(s->w, buf, len);
+    free(copy);
     if (r == 0)
         return 0;
     if (r == -EFBIG)
@@ -503,9 +570,9 @@ uint64_t fota_src_taken(const struct fota_src *s)
 
 int fota_src_expect(struct fota_src *s, uint64_t size)
 {
-    if (size > s->f->cfg.slot_capacity) {
+    if (size > s->room) {
         jlog(s->f, 0, "a package of %llu bytes cannot fit the slot's %llu",
-             (unsigned long long)size, (unsigned long long)s->f->cfg.slot_capacity);
+             (unsigned long long)size, (unsigned long long)s->room);
         return FOTA_DL_TOO_LARGE;
     }
     return 0;
@@ -779,6 +846,12 @@ static void start(struct fota *f)
     }
     u->slot_fd = u->src_fd = -1;
     f->up = u;
+    const struct fota_fault_ops *o = f->cfg.faults;
+    int err = o && o->update_start ? o->update_start(f->cfg.faults_ud) : 0;
+    if (err) {
+        start_finish(f, err);
+        return;
+    }
     struct job_work proto = {.j = f->j, .up = u, .opaque_target = f->cfg.opaque_target};
     snprintf(proto.firmware, sizeof(proto.firmware), "%s", f->firmware);
     submit(f, run_prepare, prepared, &proto);
@@ -805,7 +878,7 @@ static int run_step(struct job_work *w)
         n = u->opaque_len - off < u->block_size ? u->opaque_len - off : u->block_size;
         memcpy(u->block, u->opaque_img + off, n);
     }
-    int r = f->cfg.flash_fault ? f->cfg.flash_fault(f->cfg.flash_fault_ud, k) : 0;
+    int r = w->fault;
     if (!r)
         r = store_fwnew_write(f->cfg.store, (uint64_t)k * u->block_size, u->block, n);
     if (r)
@@ -853,6 +926,9 @@ static void stepped(struct fota *f, struct job_work *w, int result)
 static void step(struct fota *f)
 {
     struct job_work proto = {.j = f->j, .up = f->up};
+    const struct fota_fault_ops *o = f->cfg.faults;
+    if (o && o->update_block && f->j.next < f->j.count)
+        proto.fault = o->update_block(f->cfg.faults_ud, f->j.next, f->j.count);
     if (f->j.next >= f->j.count)
         submit(f, run_verify, verified, &proto);
     else

@@ -87,6 +87,11 @@ void modem_upload_done(struct modem_upload *u, int result)
 
 static void upload_end(struct modem_upload *u, enum modem_upload_end how, int err)
 {
+    static const char *const why[] = {
+        [UPLOAD_FULL] = "complete", [UPLOAD_ESCAPED] = "escaped", [UPLOAD_IDLE] = "timeout",
+        [UPLOAD_FAILED] = "failed", [UPLOAD_CUT] = "cut"};
+    modem_notify(u->chan->m, &(struct modem_event){.kind = MODEM_EV_DATA, .on = false,
+                                                   .port = u->chan->name, .text = why[how]});
     dclock_timer_stop(&u->idle);
     u->ended = u->sink;
     u->sink = NULL;
@@ -169,6 +174,8 @@ int modem_upload_start(struct modem_chan *c, const struct modem_upload_sink *sin
     dclock_timer_init(c->m->clk, &u->idle, upload_idle, u);
     dclock_timer_start(&u->idle, timeout_ms);
     at_engine_enter_data(c->at, &upload_ops, u);
+    modem_notify(c->m, &(struct modem_event){.kind = MODEM_EV_DATA, .on = true, .port = c->name,
+                                             .text = sink->report});
     return AT_CONNECT;
 }
 

@@ -69,7 +69,21 @@ void modem_chan_write(struct modem_chan *c, const void *buf, size_t len)
     if (!c->port)
         return;
     trace(c->m, c, '>', buf, len);
-    int r = port_write(c->port, buf, len);
+    const struct modem_fault_ops *f = c->m->faults;
+    int r;
+    if (f && f->uart_out && c == &c->m->chan[0] && len) {
+        /* the wire between the module and the host (uart.drop) */
+        uint8_t small[1024];
+        uint8_t *out = len <= sizeof(small) ? small : malloc(len);
+        if (!out)
+            return;
+        size_t n = f->uart_out(c->m->faults_ud, buf, len, out);
+        r = n ? port_write(c->port, out, n) : 0;
+        if (out != small)
+            free(out);
+    } else {
+        r = port_write(c->port, buf, len);
+    }
     if (r < 0)
         modem_log(c->m, 0, "%s: output lost (%s)", c->name, strerror(-r));
 }
@@ -120,7 +134,7 @@ static void chan_host(void *ud, bool open)
 {
     struct modem_chan *c = ud;
     modem_log(c->m, 1, "%s: host %s the port", c->name, open ? "opened" : "closed");
-    if (open && c->m->power == PWR_OFF && !c->m->preloading)
+    if (open && c->m->power == PWR_OFF && !c->m->preloading && !c->m->switched_off)
         power_on(c->m);
     /* closing a tty drops DTR (hang-up on close): with AT&D1/2 that ends
      * data mode, so a host that reopens is not talking into an upload */
@@ -212,6 +226,100 @@ static int chan_open(struct modem *m, const char *name, struct port *given, cons
     return 0;
 }
 
+/* A URC held back by a fault (urc.delay), in order. */
+struct modem_urc_held {
+    struct modem_urc_held *next;
+    uint64_t due; /* module time it leaves */
+    char text[];
+};
+
+/* Remembers the stage of a +QIND: "FOTA" URC for status. */
+static void note_stage(struct modem *m, const char *text)
+{
+    static const char prefix[] = "+QIND: \"FOTA\",\"";
+    if (strncmp(text, prefix, sizeof(prefix) - 1) != 0)
+        return;
+    const char *p = text + sizeof(prefix) - 1;
+    size_t n = strcspn(p, "\"");
+    if (n >= sizeof(m->stage))
+        return;
+    memcpy(m->stage, p, n);
+    m->stage[n] = '\0';
+    m->stage_pct = -1;
+    if (p[n] == '"' && p[n + 1] == ',' && (strcmp(m->stage, "UPDATING") == 0 ||
+                                           strcmp(m->stage, "DOWNLOADING") == 0))
+        m->stage_pct = atoi(p + n + 2);
+}
+
+/* Hands a URC to the AT ports: in DFOTA mode the UART alone is there and
+ * reports at once; otherwise each port's queue holds it behind a reply. */
+static void post_urc(struct modem *m, const char *text)
+{
+    note_stage(m, text);
+    if (m->power == PWR_DFOTA)
+        at_engine_urc_now(m->chan[0].at, "%s", text);
+    else
+        for (unsigned i = 0; i < m->nchan; i++)
+            at_engine_urc(m->chan[i].at, "%s", text);
+    modem_notify(m, &(struct modem_event){.kind = MODEM_EV_URC, .text = text});
+}
+
+static void held_drop(struct modem *m)
+{
+    dclock_timer_stop(&m->urc_timer);
+    while (m->held) {
+        struct modem_urc_held *h = m->held;
+        m->held = h->next;
+        free(h);
+    }
+    m->held_tail = NULL;
+}
+
+static void on_urc_timer(struct dclock_timer *t)
+{
+    struct modem *m = t->data;
+    uint64_t now = dclock_now(m->clk);
+    while (m->held && m->held->due <= now) {
+        struct modem_urc_held *h = m->held;
+        if (!(m->held = h->next))
+            m->held_tail = NULL;
+        post_urc(m, h->text);
+        free(h);
+    }
+    if (m->held)
+        dclock_timer_start(&m->urc_timer, m->held->due - now);
+}
+
+/* A URC leaves now, or later when a fault delays it or one before it is
+ * still held (URCs keep their order). */
+static void urc_out(struct modem *m, const char *text)
+{
+    const struct modem_fault_ops *f = m->faults;
+    uint32_t delay = f && f->urc_delay ? f->urc_delay(m->faults_ud, text) : 0;
+    if (!delay && !m->held) {
+        post_urc(m, text);
+        return;
+    }
+    size_t len = strlen(text);
+    struct modem_urc_held *h = malloc(sizeof(*h) + len + 1);
+    if (!h) {
+        post_urc(m, text);
+        return;
+    }
+    memcpy(h->text, text, len + 1);
+    h->next = NULL;
+    h->due = dclock_now(m->clk) + delay;
+    if (m->held_tail) {
+        if (h->due < m->held_tail->due)
+            h->due = m->held_tail->due;
+        m->held_tail->next = h;
+    } else {
+        m->held = h;
+        dclock_timer_start(&m->urc_timer, delay);
+    }
+    m->held_tail = h;
+}
+
 void modem_urc(struct modem *m, const char *fmt, ...)
 {
     char text[512];
@@ -219,8 +327,7 @@ void modem_urc(struct modem *m, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    for (unsigned i = 0; i < m->nchan; i++)
-        at_engine_urc(m->chan[i].at, "%s", text);
+    urc_out(m, text);
 }
 
 static void set_input(struct modem *m, enum at_input in)
@@ -396,6 +503,9 @@ static void set_dfota_line(struct modem *m, bool on);
 static void enter_power(struct modem *m, enum modem_power p, const char *event)
 {
     modem_log(m, 2, "power: %s -> %s (%s)", power_name(m->power), power_name(p), event);
+    if (m->power != p)
+        modem_notify(m, &(struct modem_event){.kind = MODEM_EV_POWER, .from = power_name(m->power),
+                                              .to = power_name(p), .text = event});
     m->power = p;
     dclock_timer_stop(&m->power_timer);
     if (p != PWR_NORMAL && p != PWR_APP_BOOT) {
@@ -467,11 +577,7 @@ static void set_dfota_line(struct modem *m, bool on)
 
 static void fota_urc_hook(void *ud, const char *text)
 {
-    struct modem *m = ud;
-    if (m->power == PWR_DFOTA)
-        at_engine_urc_now(m->chan[0].at, "%s", text); /* the UART alone is there */
-    else
-        modem_urc(m, "%s", text);
+    urc_out(ud, text); /* in DFOTA mode the UART alone is there (post_urc()) */
 }
 
 static void fota_enter_hook(void *ud)
@@ -508,12 +614,73 @@ static void fota_log_hook(void *ud, int level, const char *msg)
     modem_log(ud, level, "%s", msg);
 }
 
+static void fota_state_hook(void *ud, const char *from, const char *to, const char *event)
+{
+    modem_notify(ud, &(struct modem_event){.kind = MODEM_EV_JOB, .from = from, .to = to,
+                                           .text = event});
+}
+
 static const struct fota_hooks fota_hooks = {
     .urc = fota_urc_hook,
     .enter_dfota = fota_enter_hook,
     .reboot = fota_reboot_hook,
     .log = fota_log_hook,
+    .state = fota_state_hook,
 };
+
+/* The job's fault seams lead to the control socket's, when it set any. */
+static const struct fota_fault_ops *job_faults(void *ud)
+{
+    const struct modem *m = ud;
+    return m->faults ? &m->faults->job : NULL;
+}
+
+static uint64_t fault_slot_room(void *ud, uint64_t capacity)
+{
+    const struct fota_fault_ops *o = job_faults(ud);
+    return o && o->slot_room ? o->slot_room(((struct modem *)ud)->faults_ud, capacity) : capacity;
+}
+
+static int fault_slot_write(void *ud, uint64_t offset, size_t len, size_t *flip)
+{
+    const struct fota_fault_ops *o = job_faults(ud);
+    return o && o->slot_write ? o->slot_write(((struct modem *)ud)->faults_ud, offset, len, flip)
+                              : 0;
+}
+
+static int fault_update_start(void *ud)
+{
+    const struct fota_fault_ops *o = job_faults(ud);
+    return o && o->update_start ? o->update_start(((struct modem *)ud)->faults_ud) : 0;
+}
+
+static int fault_update_block(void *ud, uint32_t block, uint32_t count)
+{
+    const struct fota_fault_ops *o = job_faults(ud);
+    return o && o->update_block ? o->update_block(((struct modem *)ud)->faults_ud, block, count)
+                                : 0;
+}
+
+static const struct fota_fault_ops job_fault_seams = {
+    fault_slot_room, fault_slot_write, fault_update_start, fault_update_block};
+
+/* The DFOTA job of @p m, running m->firmware. */
+static int job_new(struct modem *m)
+{
+    struct fota_cfg fcfg = {
+        .store = m->store,
+        .clock = m->clk,
+        .slot_capacity = (uint64_t)m->model->slot_kb * 1024,
+        .opaque_target = m->cfg.opaque_target,
+        .pct_sign = !m->cfg.no_percent_sign,
+        .stage_ms = m->timing->fota_stage,
+        .reset_ms = m->timing->reset,
+        .update_ms_per_mb = m->timing->update_ms_per_mb,
+        .faults = &job_fault_seams,
+        .faults_ud = m,
+    };
+    return fota_new(&fcfg, &fota_hooks, m, m->firmware, &m->fota);
+}
 
 /* What a power-up or a reset starts from: saved settings, volatile ones at
  * their defaults. */
@@ -589,6 +756,101 @@ void modem_power_down(struct modem *m)
 {
     m->pending_power = PWR_STOPPING;
     dclock_timer_start(&m->action_timer, 0);
+}
+
+/* ---- the control socket's power switch ------------------------------ */
+
+static void close_step(void *arg);
+
+/* The cut job is gone and the store has done what it was given: a new job
+ * starts from what the flash holds (the firmware, the journal). */
+static void cut_flushed(void *arg)
+{
+    struct modem *m = arg;
+    char fw[sizeof(m->firmware)];
+    if (store_get(m->store, "firmware", fw, sizeof(fw)) == 0)
+        snprintf(m->firmware, sizeof(m->firmware), "%s", fw);
+    int r = job_new(m);
+    m->cutting = false;
+    if (r) {
+        modem_log(m, 0, "cannot make the DFOTA job again: %s", strerror(-r));
+        return;
+    }
+    if (m->power_wanted) {
+        m->power_wanted = false;
+        set_dfota_line(m, false);
+        power_on(m);
+    }
+}
+
+static void cut_job_closed(void *arg)
+{
+    struct modem *m = arg;
+    if (m->closing) { /* modem_close() came meanwhile */
+        m->cutting = false;
+        close_step(m);
+        return;
+    }
+    if (store_flush(m->store, cut_flushed, m) != 0)
+        cut_flushed(m);
+}
+
+int modem_power_cut(struct modem *m)
+{
+    if (m->closing)
+        return -ESHUTDOWN;
+    if (m->cutting || m->power == PWR_OFF || m->power == PWR_DOWN) {
+        m->power_wanted = false;
+        return -EALREADY;
+    }
+    dclock_timer_stop(&m->action_timer);
+    dclock_timer_stop(&m->drain_timer);
+    held_drop(m);
+    enter_power(m, PWR_OFF, "power cut"); /* uploads and the download cut, input off */
+    m->power_epoch++;                      /* no answer on its way is given */
+    for (unsigned i = 0; i < m->nchan; i++)
+        if (m->chan[i].port)
+            port_drop_output(m->chan[i].port); /* the UART's FIFO is RAM too */
+    /* the job stops where it is: what its worker writes finishes, as the
+     * flash finishes a page; the journal says where it was */
+    struct fota *f = m->fota;
+    m->fota = NULL;
+    m->cutting = true;
+    m->switched_off = true; /* a host opening the port does not power it on */
+    fota_close(f, cut_job_closed, m);
+    return 0;
+}
+
+int modem_power_on_now(struct modem *m)
+{
+    if (m->closing)
+        return -ESHUTDOWN;
+    if (m->cutting) {
+        m->switched_off = false;
+        m->power_wanted = true; /* once the job is down */
+        return 0;
+    }
+    if (m->power != PWR_OFF && m->power != PWR_DOWN)
+        return -EALREADY;
+    m->switched_off = false;
+    set_dfota_line(m, false); /* the USB port of a module cut in DFOTA mode */
+    power_on(m);
+    return 0;
+}
+
+int modem_reset_now(struct modem *m)
+{
+    if (m->closing)
+        return -ESHUTDOWN;
+    if (m->cutting || m->power == PWR_OFF || m->power == PWR_DOWN)
+        return -EAGAIN;
+    if (m->power == PWR_DFOTA) {
+        /* the reset pin in DFOTA mode: RAM is gone, the journal resumes */
+        modem_power_cut(m);
+        return modem_power_on_now(m);
+    }
+    modem_reset(m);
+    return 0;
 }
 
 /* ---- answers that wait for the store ------------------------------- */
@@ -743,6 +1005,8 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
     dclock_timer_init(m->clk, &m->power_timer, on_power_timer, m);
     dclock_timer_init(m->clk, &m->action_timer, on_action, m);
     dclock_timer_init(m->clk, &m->drain_timer, on_drain, m);
+    dclock_timer_init(m->clk, &m->urc_timer, on_urc_timer, m);
+    m->stage_pct = -1;
 
     const char *dir = cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR;
     r = store_open_cfg(dir, &(struct store_cfg){.loop = loop}, &m->store);
@@ -755,17 +1019,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
         modem_log(m, 0, "cannot keep the identity in %s: %s", dir, strerror(-r));
         goto fail;
     }
-    struct fota_cfg fcfg = {
-        .store = m->store,
-        .clock = m->clk,
-        .slot_capacity = (uint64_t)m->model->slot_kb * 1024,
-        .opaque_target = cfg->opaque_target,
-        .pct_sign = !cfg->no_percent_sign,
-        .stage_ms = m->timing->fota_stage,
-        .reset_ms = m->timing->reset,
-        .update_ms_per_mb = m->timing->update_ms_per_mb,
-    };
-    r = fota_new(&fcfg, &fota_hooks, m, m->firmware, &m->fota);
+    r = job_new(m);
     if (!r)
         r = fota_ensure_image(m->fota);
     if (r) {
@@ -805,6 +1059,7 @@ int modem_new(uv_loop_t *loop, const struct modem_cfg *cfg, const struct modem_e
     return 0;
 
 fail:
+    dclock_timer_stop(&m->urc_timer);
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
     dclock_timer_stop(&m->drain_timer);
@@ -850,9 +1105,12 @@ void modem_close(struct modem *m, void (*cb)(void *arg), void *arg)
     dclock_timer_stop(&m->power_timer);
     dclock_timer_stop(&m->action_timer);
     dclock_timer_stop(&m->drain_timer);
+    held_drop(m);
     set_input(m, AT_INPUT_OFF);
     /* held until every close below is started */
     m->closing = 1;
+    if (m->cutting)
+        m->closing++; /* the cut's job close ends in close_step() */
     for (unsigned i = 0; i < m->nchan; i++) {
         modem_upload_abort(&m->chan[i]);
         m->closing++;

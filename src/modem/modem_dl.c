@@ -52,6 +52,8 @@ struct modem_dl {
     int err;               /* the transport's code, when it failed */
     uint64_t size;         /* Content-Length, 0 unknown */
     struct fota_pct_gate pct; /* DOWNLOADING printed */
+    struct dclock_timer stall; /* a fault's silence before it ends the download */
+    int stall_err;
     void (*closed_cb)(void *arg); /* modem_dl_abort()'s */
     void *closed_arg;
 };
@@ -108,6 +110,7 @@ static void dl_free(void *arg)
 static void dl_close(struct modem_dl *d)
 {
     dclock_timer_stop(&d->timer);
+    dclock_timer_stop(&d->stall);
     if (d->certs) {
         d->certs->dl = NULL; /* the worker's completion frees them */
         d->certs = NULL;
@@ -167,17 +170,50 @@ static int on_size(void *ud, uint64_t size)
 static void on_room(void *ud)
 {
     struct modem_dl *d = ud;
-    if (d->http)
+    if (d->http && !d->stall_err)
         net_http_pause(d->http, false);
+}
+
+static void on_end(void *ud, int err);
+
+/* A fault's stall is over: the download ends as the stall timer ends it. */
+static void on_stall(struct dclock_timer *t)
+{
+    struct modem_dl *d = t->data;
+    struct net_http *h = d->http;
+    d->http = NULL;
+    net_http_close(h, NULL, NULL); /* no callback of it comes any more */
+    on_end(d, d->stall_err);
+}
+
+/* The fault seam of the body (download.stall_at, download.drop_at): a code
+ * returned ends the download now; a stall stops reading the server. */
+static int data_fault(struct modem_dl *d)
+{
+    const struct modem_fault_ops *f = d->m->faults;
+    uint32_t silence = 0;
+    int code = f && f->dl_data ? f->dl_data(d->m->faults_ud, fota_src_taken(d->src), d->size,
+                                            &silence)
+                               : 0;
+    if (!code || !silence)
+        return code;
+    d->stall_err = code;
+    net_http_pause(d->http, true);
+    dclock_timer_start(&d->stall, silence);
+    return 0;
 }
 
 static int on_data(void *ud, const uint8_t *buf, size_t len)
 {
     struct modem_dl *d = ud;
+    if (d->stall_err)
+        return 0; /* stalled: nothing more arrives */
     int r = fota_src_write(d->src, buf, len);
     if (r)
         return r;
     progress(d);
+    if ((r = data_fault(d)) != 0 || d->stall_err)
+        return r;
     if (fota_src_full(d->src))
         net_http_pause(d->http, true); /* the flash is behind: stop reading the server */
     return 0;
@@ -219,6 +255,13 @@ static void transport_start(struct modem_dl *d, struct dl_certs *c)
         cfg.key_pem = c->pem[2], cfg.key_len = c->len[2];
     }
     dl_enter(d, DL_LOADING, "connecting");
+    /* the fault seam of the connection (dns.fail, tcp.refuse, ...) */
+    const struct modem_fault_ops *f = m->faults;
+    int code = f && f->dl_start ? f->dl_start(m->faults_ud, &d->url) : 0;
+    if (code) {
+        dl_finish(d, code);
+        return;
+    }
     fota_src_on_room(d->src, on_room, d);
     int r = net_http_start(&cfg, &http_ops, d, &d->url, &d->http);
     if (r) {
@@ -327,10 +370,21 @@ int modem_dl_start(struct modem *m, const char *url)
         return r == FOTA_CME_BUSY ? FOTA_CME_BUSY : AT_ERROR;
     }
     dclock_timer_init(m->clk, &d->timer, on_start, d);
+    dclock_timer_init(m->clk, &d->stall, on_stall, d);
     dclock_timer_start(&d->timer, 0); /* after the OK */
     m->dl = d;
     modem_log(m, 1, "download: %s", url);
     return AT_OK;
+}
+
+bool modem_dl_progress(const struct modem *m, uint64_t *got, uint64_t *size)
+{
+    const struct modem_dl *d = m->dl;
+    if (!d || !d->src)
+        return false;
+    *got = fota_src_taken(d->src);
+    *size = d->size;
+    return true;
 }
 
 void modem_dl_abort(struct modem *m, void (*cb)(void *arg), void *arg)

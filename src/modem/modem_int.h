@@ -179,6 +179,19 @@ struct modem {
     int dtr_mode;       /* AT&D */
 
     unsigned power_epoch; /* power-ups so far: an answer from an older one is not given */
+    /* the control socket's (modem_ctl.c): observer, fault seams, lines */
+    const struct modem_observer *obs;
+    void *obs_ud;
+    const struct modem_fault_ops *faults;
+    void *faults_ud;
+    bool dtr_off, rts_off;
+    struct modem_urc_held *held, *held_tail; /* URCs a fault holds back, oldest first */
+    struct dclock_timer urc_timer;
+    char stage[16]; /* the last +QIND: "FOTA" stage posted, "" none (for status) */
+    int stage_pct;  /* its percent, -1 none */
+    bool cutting;      /* a power cut waits for the job to stop */
+    bool power_wanted; /* power on once the cut is done */
+    bool switched_off; /* the control socket cut the power: it alone powers on */
     bool preloading; /* --preload-package still being stored: power-on waits */
 
     void (*close_cb)(void *arg);
@@ -193,8 +206,15 @@ void modem_log(const struct modem *m, int level, const char *fmt, ...)
 /* Writes module output to one AT port (traced); dropped while it is gone. */
 void modem_chan_write(struct modem_chan *c, const void *buf, size_t len);
 
-/* Posts a URC on every AT port. */
+/* Posts a URC on every AT port (on the UART alone in DFOTA mode). */
 void modem_urc(struct modem *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Tells the observer (modem_set_observer()), if any, of @p ev. */
+void modem_notify(struct modem *m, const struct modem_event *ev);
+
+/* The download's size and bytes so far, for status (modem_dl.c); false
+ * when none runs. */
+bool modem_dl_progress(const struct modem *m, uint64_t *got, uint64_t *size);
 
 /* Answers that wait for the store's work queue: start(c, arg, cb, ud)
  * begins the work (e.g. store_set_async) and returns 0 or a negative errno; the

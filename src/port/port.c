@@ -241,7 +241,7 @@ static void queue_drop(struct port *p)
  * when unpaced, what the line rate allows so far when paced. */
 static void tx_pump(struct port *p)
 {
-    while (p->out.len && !p->tx_blocked && !p->closing) {
+    while (p->out.len && !p->tx_blocked && !p->tx_held && !p->closing) {
         size_t n = p->out.len;
         if (paced_out(p)) {
             uint64_t now = dclock_now_us(p->clk);
@@ -270,6 +270,23 @@ static void tx_pump(struct port *p)
             return;
         }
     }
+}
+
+void port_hold_output(struct port *p, bool hold)
+{
+    if (p->closing || p->tx_held == hold)
+        return;
+    p->tx_held = hold;
+    if (hold)
+        return;
+    pace_restart(&p->tx_pace, dclock_now_us(p->clk)); /* no burst for the time it held */
+    tx_pump(p);
+}
+
+void port_drop_output(struct port *p)
+{
+    if (!p->closing)
+        queue_drop(p);
 }
 
 static void on_tx_timer(struct dclock_timer *t)

@@ -66,6 +66,7 @@ struct port {
     bool closing;
     struct port_buf out; /* output waiting for the host side */
     bool tx_blocked;     /* the kind is full: waiting for port_int_writable() */
+    bool tx_held;        /* port_hold_output(): the host's RTS is off */
     /* line rate */
     uint32_t rate;
     bool pace_out, pace_in;

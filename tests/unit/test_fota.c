@@ -76,13 +76,16 @@ static void h_reboot(void *ud, const char *fw)
     snprintf(x->rebooted_to, sizeof(x->rebooted_to), "%s", fw);
 }
 
-static int flash_fault(void *ud, uint32_t block)
+static int flash_fault(void *ud, uint32_t block, uint32_t count)
 {
     struct fx *x = ud;
+    (void)count;
     return (int)block == x->fail_block ? -EIO : 0;
 }
 
-static const struct fota_hooks hooks = {h_urc, h_enter, h_reboot, NULL};
+static const struct fota_fault_ops faults = {.update_block = flash_fault};
+
+static const struct fota_hooks hooks = {h_urc, h_enter, h_reboot, NULL, NULL};
 
 static void src_done(void *ud, int result, uint64_t size)
 {
@@ -98,7 +101,7 @@ static void job_new(struct fx *x, const char *fw)
         .store = x->store, .clock = x->clk,
         .slot_capacity = x->capacity ? x->capacity : 7296 * 1024,
         .pct_sign = true, .stage_ms = 20, .reset_ms = 40, .update_ms_per_mb = 64,
-        .flash_fault = flash_fault, .flash_fault_ud = x,
+        .faults = &faults, .faults_ud = x,
     };
     assert_int_equal(fota_new(&cfg, &hooks, x, fw, &x->f), 0);
 }
