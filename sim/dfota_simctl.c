@@ -412,6 +412,8 @@ int main(int argc, char **argv)
     if (ok && !strcmp(cmd, "watch")) {
         /* until the module goes away or we are interrupted */
         bool tty = isatty(STDOUT_FILENO), bar = false;
+        if (!json)
+            fprintf(stderr, "dfota-simctl: watching (interrupt to stop)\n");
         fflush(stdout);
         while (conn_line(cn, &line, &used) == 0) {
             if (json) {

@@ -513,7 +513,9 @@ int fota_src_begin(struct fota *f, enum fota_src_kind kind, uint64_t size, struc
     struct fota_src *s = calloc(1, sizeof(*s));
     if (!s)
         return FOTA_DL_UNKNOWN;
-    int r = store_slot_begin(f->cfg.store, room, &s->w);
+    /* a full flash (room 0) still opens the slot: the first byte is what
+     * does not fit (fota_src_write()) */
+    int r = store_slot_begin(f->cfg.store, room ? room : 1, &s->w);
     if (r) {
         free(s);
         jlog(f, 0, "cannot open the package slot: %s", strerror(-r));
@@ -550,6 +552,8 @@ static int slot_fault(struct fota_src *s, const void **buf, size_t len, uint8_t 
 
 int fota_src_write(struct fota_src *s, const void *buf, size_t len)
 {
+    if (store_slot_written(s->w) + len > s->room)
+        return FOTA_DL_TOO_LARGE;
     uint8_t *copy;
     int r = slot_fault(s, &buf, len, &copy);
     if (!r)
