@@ -564,9 +564,10 @@ static void tls_fail(struct net_http *h, const char *why)
     finish(h, h->state == H_BODY ? FOTA_DL_TIMEOUT : FOTA_DL_CONNECT);
 }
 
-static void tls_start(struct net_http *h, struct conn *c)
+/* A TLS session for the URL's host with the download's certificates; on
+ * failure why is in @p err. */
+static int tls_new(const struct net_http *h, struct net_tls **out, char *err, size_t cap)
 {
-    char err[160] = "";
     struct net_tls_cfg tc = {
         .host = h->url.host,
         .ca_pem = h->pem[0],
@@ -576,9 +577,15 @@ static void tls_start(struct net_http *h, struct conn *c)
         .key_pem = h->pem[2],
         .key_len = h->pem_len[2],
         .err = err,
-        .err_cap = sizeof(err),
+        .err_cap = cap,
     };
-    if (net_tls_new(&tc, &c->tls) != 0) {
+    return net_tls_new(&tc, out);
+}
+
+static void tls_start(struct net_http *h, struct conn *c)
+{
+    char err[160] = "";
+    if (tls_new(h, &c->tls, err, sizeof(err)) != 0) {
         tls_fail(h, err);
         return;
     }
@@ -780,16 +787,7 @@ int net_http_start(const struct net_http_cfg *cfg, const struct net_dl_ops *ops,
     if (url->scheme == NET_HTTPS) { /* a configuration that cannot work fails once started */
         char err[160] = "";
         struct net_tls *probe;
-        struct net_tls_cfg tc = {.host = url->host,
-                                 .ca_pem = h->pem[0],
-                                 .ca_len = h->pem_len[0],
-                                 .cert_pem = h->pem[1],
-                                 .cert_len = h->pem_len[1],
-                                 .key_pem = h->pem[2],
-                                 .key_len = h->pem_len[2],
-                                 .err = err,
-                                 .err_cap = sizeof(err)};
-        if (net_tls_new(&tc, &probe) == 0)
+        if (tls_new(h, &probe, err, sizeof(err)) == 0)
             net_tls_free(probe);
         else
             h->tls_bad = true, hlog(h, 0, "https: %s", err);
