@@ -99,7 +99,7 @@ def wait_for(pred, what, deadline=DEADLINE):
         if v:
             return v
         assert time.monotonic() < end, what
-        time.sleep(0.01)  # polls the module's own state: nothing here waits on time
+        # no sleep: each pred() is a request whose answer the test waits for
 
 
 @pytest.fixture
